@@ -1,0 +1,5 @@
+import sys
+
+from shailoo.cli import main
+
+sys.exit(main())

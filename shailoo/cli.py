@@ -1,0 +1,39 @@
+"""The one console command, `shailoo`; each subcommand's code lives in its own package."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from provisioning import cli as provisioning_cli
+    from shailoo import demo
+    from station import cli as station_cli
+
+    parser = argparse.ArgumentParser(
+        prog="shailoo",
+        description="Shailoo: Kyrgyzstan's polling-station appliance and CEC central server.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    provisioning_cli.register(sub)
+    station_cli.register(sub)
+    demo.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

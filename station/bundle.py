@@ -1,0 +1,195 @@
+"""Accept a station bundle only if the CEC root we trust signed every byte of it.
+
+The appliance runs nothing from a bundle it has not verified: a tampered file,
+a file added or missing, another root's signature, another election, another
+station's certificates, or a national index that is not the one the bundle
+names are each refused with a sentence the operator can act on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from pydantic import ValidationError
+
+from crypto import certs, envelope, keys
+from election import bundle as B
+from election.definition import ElectionDefinition, Station
+from election.pin_index import PinIndex, PinIndexError
+
+
+class BundleError(Exception):
+    """The bundle is refused; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    path: Path
+    manifest: B.BundleManifest
+    definition: ElectionDefinition
+    station: Station
+    device_id: str
+    index_path: Path
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def open_index(self, passphrase: str) -> PinIndex:
+        """The national PIN index, its key unlocked with the device passphrase."""
+        from crypto import atrest
+
+        secret = atrest.decrypt(self.file(B.INDEX_KEY_FILE).read_bytes(), passphrase)
+        with self.index_path.open("rb") as f:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return PinIndex(data, secret, [s.id for s in self.definition.stations])
+
+
+def default_index_dir(bundle_dir: Path) -> Path:
+    """Where `provision build` puts the national index relative to a bundle."""
+    return bundle_dir.parent.parent / "national-index"
+
+
+def verify_bundle(
+    bundle_dir: Path,
+    *,
+    root_cert: x509.Certificate,
+    at: dt.datetime,
+    expected_election_hash: str | None = None,
+    index_dir: Path | None = None,
+) -> VerifiedBundle:
+    """Check the bundle against the trusted CEC root; return what it holds."""
+    if not bundle_dir.is_dir():
+        raise BundleError(f"{bundle_dir} is not a bundle directory")
+    root_id = keys.key_id(root_cert.public_key())  # type: ignore[arg-type]
+    env = _signed(bundle_dir / B.MANIFEST_FILE, B.BUNDLE_KIND, root_cert, root_id, "bundle")
+    try:
+        manifest = B.BundleManifest.model_validate(env.body)
+    except ValidationError as e:
+        raise BundleError(f"the bundle manifest is signed but malformed: {e}") from e
+    if env.election != manifest.election_hash:
+        raise BundleError("the manifest's envelope and body name different elections")
+
+    _check_files(bundle_dir, manifest)
+
+    definition_bytes = (bundle_dir / B.ELECTION_FILE).read_bytes()
+    definition = ElectionDefinition.from_json(definition_bytes)
+    if definition.election_hash != manifest.election_hash:
+        raise BundleError("the election definition does not hash to the election the CEC signed")
+    if expected_election_hash and manifest.election_hash != expected_election_hash:
+        raise BundleError(
+            f"this bundle is for election {definition.id} ({manifest.election_hash[:12]}…), "
+            f"not the election this device is set up for ({expected_election_hash[:12]}…). "
+            "Ask the CEC for this election's bundle."
+        )
+    try:
+        station = definition.station(manifest.station_id)
+    except KeyError:
+        raise BundleError(f"station {manifest.station_id} is not in the election") from None
+    if station.number != manifest.station_number:
+        raise BundleError("the manifest's station number does not match the definition")
+
+    bundled_root = certs.cert_from_pem((bundle_dir / B.ROOT_CERT_FILE).read_bytes())
+    if certs.fingerprint(bundled_root) != certs.fingerprint(root_cert):
+        raise BundleError("the bundle carries a different CEC root certificate")
+    purposes: tuple[tuple[str, certs.Purpose], ...] = (
+        (B.SIGNING_CERT_FILE, "signing"),
+        (B.TLS_CERT_FILE, "tls"),
+    )
+    for name, purpose in purposes:
+        cert = certs.cert_from_pem((bundle_dir / name).read_bytes())
+        try:
+            ident = certs.verify_device_certificate(cert, root_cert, at=at, purpose=purpose)
+        except certs.CertificateError as e:
+            raise BundleError(f"{name}: {e}") from e
+        if (ident.station_id, ident.device_id, ident.election_hash) != (
+            station.id,
+            manifest.device_id,
+            manifest.election_hash,
+        ):
+            raise BundleError(f"{name} is bound to another station, device or election")
+
+    index_dir = index_dir or default_index_dir(bundle_dir)
+    index_path = _check_index(index_dir, manifest, root_cert, root_id)
+    return VerifiedBundle(bundle_dir, manifest, definition, station, manifest.device_id, index_path)
+
+
+def _signed(
+    path: Path, kind: str, root_cert: x509.Certificate, root_id: str, what: str
+) -> envelope.Envelope:
+    if not path.exists():
+        raise BundleError(f"{path.name} is missing: this is not a complete {what}")
+    try:
+        env = envelope.Envelope.from_bytes(path.read_bytes())
+    except envelope.EnvelopeError as e:
+        raise BundleError(f"the {what} manifest is damaged: {e}") from e
+    if env.kind != kind:
+        raise BundleError(f"{path.name} is a {env.kind}, not a {kind}")
+    if env.station != "CEC" or env.device != root_id:
+        raise BundleError(
+            f"the {what} is signed by another root ({env.device}), not the CEC root this "
+            f"device trusts ({root_id}). Use a {what} from this CEC."
+        )
+    try:
+        envelope.verify_envelope(env, root_cert.public_key())  # type: ignore[arg-type]
+    except envelope.SignatureError as e:
+        raise BundleError(
+            f"the {what} manifest's signature does not verify with the trusted CEC root: "
+            "it was changed after signing or signed by another key"
+        ) from e
+    return env
+
+
+def _check_files(bundle_dir: Path, manifest: B.BundleManifest) -> None:
+    present = {
+        p.relative_to(bundle_dir).as_posix()
+        for p in bundle_dir.rglob("*")
+        if p.is_file() or p.is_symlink()
+    } - {B.MANIFEST_FILE}
+    listed = set(manifest.files)
+    if missing := sorted(listed - present):
+        raise BundleError(f"file {missing[0]} is missing from the bundle")
+    if extra := sorted(present - listed):
+        raise BundleError(f"file {extra[0]} is in the bundle but not in its signed manifest")
+    for name, entry in sorted(manifest.files.items()):
+        path = bundle_dir / name
+        if path.is_symlink():
+            raise BundleError(f"file {name} is a symbolic link; bundles hold plain files")
+        data = path.read_bytes()
+        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise BundleError(f"file {name} has been changed since the CEC signed the bundle")
+
+
+def _check_index(
+    index_dir: Path, manifest: B.BundleManifest, root_cert: x509.Certificate, root_id: str
+) -> Path:
+    manifest_path = index_dir / B.MANIFEST_FILE
+    index_path = index_dir / B.INDEX_FILE
+    if not index_path.exists() or not manifest_path.exists():
+        raise BundleError(
+            f"the national index is not in {index_dir}; copy it from the CEC media "
+            "or name its directory with --index"
+        )
+    raw = manifest_path.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != manifest.national_index.manifest_sha256:
+        raise BundleError("the national index is not the one this bundle was built with")
+    env = _signed(manifest_path, B.INDEX_KIND, root_cert, root_id, "national index")
+    body = B.IndexManifest.model_validate(env.body)
+    digest = hashlib.sha256()
+    size = 0
+    with index_path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    if size != body.size or digest.hexdigest() != body.sha256:
+        raise BundleError("the national index file has been changed since the CEC signed it")
+    if body.sha256 != manifest.national_index.sha256:
+        raise BundleError("the national index is not the one this bundle was built with")
+    return index_path
+
+
+__all__ = ["BundleError", "PinIndexError", "VerifiedBundle", "verify_bundle"]

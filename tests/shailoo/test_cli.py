@@ -1,0 +1,64 @@
+"""The `shailoo` command as an operator runs it: real processes, real files, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.provisioned import FACES
+
+
+def shailoo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SHAILOO_FACES": str(FACES)}
+    return subprocess.run(
+        [sys.executable, "-m", "shailoo", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_help_lists_the_subcommands(tmp_path: Path) -> None:
+    out = shailoo("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for word in ("provision", "station", "demo"):
+        assert word in out.stdout
+
+
+def test_demo_provisions_and_verifies_every_bundle(tmp_path: Path) -> None:
+    out = shailoo(
+        "demo", "--out", "d", "--stations", "3", "--voters-per-station", "12", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "3 of 3 bundles verified" in out.stdout
+    assert "rejected" in out.stdout
+    assert (tmp_path / "d" / "provisioned" / "national-index" / "index.bin").exists()
+
+
+def test_verify_bundle_exits_nonzero_and_names_the_tampered_file(tmp_path: Path) -> None:
+    assert shailoo("demo", "--out", "d", "--stations", "2", "--voters-per-station", "5",
+                   cwd=tmp_path).returncode == 0  # fmt: skip
+    bundles = tmp_path / "d" / "provisioned" / "bundles"
+    victim = sorted(bundles.iterdir())[0]
+    roll = victim / "roll.jsonl"
+    roll.write_bytes(roll.read_bytes().replace(b'"home_vote":false', b'"home_vote":true ', 1))
+    out = shailoo("station", "verify-bundle", str(bundles), "--root",
+                  str(tmp_path / "d" / "cec" / "root-cert.pem"), cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 1
+    assert f"REFUSED {victim}" in out.stdout
+    assert "roll.jsonl has been changed" in out.stdout
+    assert "1 of 2 bundles verified" in out.stdout
+
+
+def test_invalid_election_definition_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "election.json").write_text('{"id": "x"}')
+    (tmp_path / "roll.csv").write_text("")
+    out = shailoo("provision", "roll", "--election", "election.json", "--roll", "roll.csv",
+                  "--out", "r", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2
+    assert "not a valid election definition" in out.stderr
+    assert not (tmp_path / "r").exists()
