@@ -1,108 +1,20 @@
-"""Face templates: the one place that turns a picture into a 128-d encoding.
+"""Face enrolment at the CEC: every distinct photo encoded once, on every core.
 
-Enrolment at the CEC and the station's 1:1 match on election day must run the
-same downscale + detect + encode path, or distances are not comparable; both
-call `encode_face`.  Encoding is the slow part of provisioning (about 0.1-0.2 s
-a photo on one core), so each distinct photo content is encoded once, keyed by
-its SHA-256, in a process pool that uses every core.
-
-face_recognition (dlib) is imported lazily: importing this module is cheap,
-and pool workers load the model weights (shipped in face_recognition_models,
-nothing is downloaded) only when they first encode.
+Encoding is the slow part of provisioning (about 0.1-0.2 s a photo on one
+core), so each distinct photo content is encoded once, keyed by its SHA-256,
+in a process pool.  The encoding itself is `biometrics.face.encode_face`, the
+same path the station's 1:1 match runs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import multiprocessing
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-import numpy as np
-
-# Long side of the image the HOG detector sees.  Measured on the shared face
-# set (README there): every photo, from obama/probe_small.jpg (320x240) to
-# obama/probe2.jpg (1434x2333), is found at 480, 640, 800 and 1000 px; genuine
-# pairs stay <= 0.53 and impostors >= 0.69 at each size.  800 leaves room for
-# faces that fill less of the frame than these portraits, at 0.17 s a photo
-# (0.34 s at full size).
-MAX_SIDE = 800
-MODEL = "face_recognition 1.3 / dlib resnet 128-d"
-MATCH_THRESHOLD = 0.6  # the library's usual threshold; the shared set separates at it
-
-Status = Literal["ok", "no_face", "multiple_faces", "unreadable"]
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    """What one photo gave: an encoding (float32, 128) and face box (w, h) in original pixels."""
-
-    status: Status
-    encoding: np.ndarray | None = None
-    box: tuple[int, int] | None = None
-
-
-def _downscale(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """Shrink so the long side is at most MAX_SIDE; returns the image and the scale used."""
-    h, w = image.shape[:2]
-    scale = min(1.0, MAX_SIDE / max(h, w))
-    if scale >= 1.0:
-        return image, 1.0
-    import cv2
-
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
-
-
-def encode_face(image: np.ndarray) -> Enrolment:
-    """Detect exactly one face in an RGB uint8 array and encode it.
-
-    Refuses (status, no encoding) a picture with no face or several faces: a
-    template must belong to one known person.
-    """
-    import face_recognition
-
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-        return Enrolment("unreadable")
-    small, scale = _downscale(np.ascontiguousarray(image))
-    locations = face_recognition.face_locations(small, number_of_times_to_upsample=1, model="hog")
-    if not locations:
-        return Enrolment("no_face")
-    if len(locations) > 1:
-        return Enrolment("multiple_faces")
-    (top, right, bottom, left) = locations[0]
-    encoding = face_recognition.face_encodings(small, locations, num_jitters=1)[0]
-    box = (round((right - left) / scale), round((bottom - top) / scale))
-    return Enrolment("ok", np.asarray(encoding, dtype=np.float32), box)
-
-
-def load_rgb(data: bytes) -> np.ndarray | None:
-    """Decode image bytes to RGB uint8, upright per EXIF; None if it is not a usable image."""
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            upright = ImageOps.exif_transpose(im)
-            return np.asarray(upright.convert("RGB"))
-    except Exception:  # PIL raises many kinds (UnidentifiedImageError, DecompressionBomb, ...)
-        return None
-
-
-def encode_bytes(data: bytes) -> Enrolment:
-    """Encode an image file's content (the pool's unit of work)."""
-    image = load_rgb(data)
-    if image is None:
-        return Enrolment("unreadable")
-    return encode_face(image)
-
-
-def face_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Euclidean distance between two encodings; below MATCH_THRESHOLD means same person."""
-    return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
+from biometrics.face import Enrolment, encode_bytes
 
 
 def content_sha256(data: bytes) -> str:

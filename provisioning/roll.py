@@ -35,9 +35,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from biometrics.face import MODEL, Enrolment
 from election.definition import ElectionDefinition
 from election.pin import PinError, is_pin_shaped, mask_pin, parse_pin
-from provisioning.faces import MODEL, Enrolment, PhotoEnroller
+from provisioning.faces import PhotoEnroller
 
 log = logging.getLogger(__name__)
 

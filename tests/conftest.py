@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.support.provisioned import Provisioned, provision
+from tests.support.provisioned import FACES, Provisioned, provision
+
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    """The shared real face photos (../shared/data/faces, or $SHAILOO_FACES)."""
+    if not (FACES / "obama" / "enroll.jpg").is_file():
+        pytest.fail(f"face photos not found at {FACES}; set SHAILOO_FACES to the face test set")
+    return FACES
 
 
 @pytest.fixture(scope="session")

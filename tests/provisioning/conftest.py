@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import pytest
 
 from election.definition import ElectionDefinition
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ELECTION_DAY = dt.date(2026, 11, 29)
-
-
-def shared_faces_dir() -> Path:
-    """The shared face photos: $SHAILOO_FACES, else ../shared/data/faces from the repo root."""
-    env = os.environ.get("SHAILOO_FACES")
-    return Path(env) if env else (REPO_ROOT / ".." / "shared" / "data" / "faces").resolve()
-
-
-@pytest.fixture(scope="session")
-def faces() -> Path:
-    d = shared_faces_dir()
-    if not (d / "obama" / "enroll.jpg").is_file():
-        pytest.skip(f"face photos not found at {d}; set SHAILOO_FACES")
-    return d
 
 
 def _names(ky: str, ru: str | None = None) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -32,11 +31,8 @@ ELECTION_DAY = dt.date(2026, 11, 29)
 
 
 @pytest.fixture(scope="module")
-def faces_dir() -> Path:
-    path = Path(os.environ.get("SHAILOO_FACES", REPO.parent / "shared" / "data" / "faces"))
-    if not path.is_dir():
-        pytest.skip(f"face test set not found at {path} (set SHAILOO_FACES)")
-    return path
+def faces_dir(faces: Path) -> Path:
+    return faces
 
 
 def _make(tmp: Path, faces: Path, **kw: object) -> SampleInfo:
