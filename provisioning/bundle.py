@@ -107,9 +107,12 @@ def build_bundles(
 
     t0 = time.perf_counter()
     index_ref = _write_index(
-        definition, index_bytes(pin_keys, positions, len(definition.stations)), root,
-        out_dir / "national-index", now,
-    )  # fmt: skip
+        definition,
+        index_bytes(pin_keys, positions, len(definition.stations)),
+        root,
+        out_dir / "national-index",
+        now,
+    )
     del pin_keys, positions
     timings["national_index"] = time.perf_counter() - t0
 

@@ -103,13 +103,23 @@ def issue_device(
     tls_key = keys.generate_tls_key()
     bound = dict(station_id=station_id, device_id=device_id, election_hash=election_hash)
     signing_cert = certs.issue_device_certificate(
-        root.key, root.cert, signing_key.public_key(), purpose="signing",
-        not_before=not_before, not_after=not_after, **bound,
-    )  # fmt: skip
+        root.key,
+        root.cert,
+        signing_key.public_key(),
+        purpose="signing",
+        not_before=not_before,
+        not_after=not_after,
+        **bound,
+    )
     tls_cert = certs.issue_device_certificate(
-        root.key, root.cert, tls_key.public_key(), purpose="tls",
-        not_before=not_before, not_after=not_after, **bound,
-    )  # fmt: skip
+        root.key,
+        root.cert,
+        tls_key.public_key(),
+        purpose="tls",
+        not_before=not_before,
+        not_after=not_after,
+        **bound,
+    )
     return DeviceCredentials(
         device_id=device_id,
         passphrase=passphrase,

@@ -8,6 +8,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from biometrics import cli as biometrics_cli
     from provisioning import cli as provisioning_cli
     from shailoo import demo
     from station import cli as station_cli
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     provisioning_cli.register(sub)
     station_cli.register(sub)
+    biometrics_cli.register(sub)
     demo.register(sub)
     return parser
 

@@ -39,15 +39,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     steps: list[tuple[str, list[str]]] = [
         (
             "CEC: a sample election like the 2021 parliament, with its roll and photos",
-            ["provision", "sample", "--stations", str(args.stations),
-             "--voters-per-station", str(args.voters_per_station), "--seed", str(args.seed),
-             "--out", str(out / "sample")],
+            [
+                "provision",
+                "sample",
+                "--stations",
+                str(args.stations),
+                "--voters-per-station",
+                str(args.voters_per_station),
+                "--seed",
+                str(args.seed),
+                "--out",
+                str(out / "sample"),
+            ],
         ),
         (
             "CEC: validate the roll and enrol face templates",
-            ["provision", "roll", "--election", str(out / "sample" / "election.json"),
-             "--roll", str(out / "sample" / "roll.csv"), "--photos", str(out / "sample" / "photos"),
-             "--out", str(out / "roll")],
+            [
+                "provision",
+                "roll",
+                "--election",
+                str(out / "sample" / "election.json"),
+                "--roll",
+                str(out / "sample" / "roll.csv"),
+                "--photos",
+                str(out / "sample" / "photos"),
+                "--out",
+                str(out / "roll"),
+            ],
         ),
         (
             "CEC: key ceremony, the root key (encrypted with a passphrase)",
@@ -55,17 +73,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ),
         (
             "CEC: device keys, national PIN index and one signed bundle per station",
-            ["provision", "build", "--election", str(out / "sample" / "election.json"),
-             "--roll-dir", str(out / "roll"), "--cec", str(cec),
-             "--passphrase-file", str(passphrase_file), "--out", str(out / "provisioned")],
+            [
+                "provision",
+                "build",
+                "--election",
+                str(out / "sample" / "election.json"),
+                "--roll-dir",
+                str(out / "roll"),
+                "--cec",
+                str(cec),
+                "--passphrase-file",
+                str(passphrase_file),
+                "--out",
+                str(out / "provisioned"),
+            ],
         ),
         (
             "Stations: each verifies its bundle against the CEC root it trusts",
-            ["station", "verify-bundle", str(out / "provisioned" / "bundles"),
-             "--root", str(cec / "root-cert.pem"),
-             "--election", str(out / "sample" / "election.json")],
+            [
+                "station",
+                "verify-bundle",
+                str(out / "provisioned" / "bundles"),
+                "--root",
+                str(cec / "root-cert.pem"),
+                "--election",
+                str(out / "sample" / "election.json"),
+            ],
         ),
-    ]  # fmt: skip
+    ]
     from shailoo.cli import main
 
     for n, (title, argv) in enumerate(steps, start=1):

@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--index", type=Path, default=None, help="national-index directory")
     v.set_defaults(func=cmd_verify_bundle)
 
+    from biometrics import cli as biometrics_cli
+
+    biometrics_cli.register_station_commands(ssub)
+
 
 def find_bundles(paths: list[Path]) -> list[Path]:
     """Each path is a bundle, or a directory whose subdirectories are bundles."""

@@ -40,14 +40,24 @@ def test_demo_provisions_and_verifies_every_bundle(tmp_path: Path) -> None:
 
 
 def test_verify_bundle_exits_nonzero_and_names_the_tampered_file(tmp_path: Path) -> None:
-    assert shailoo("demo", "--out", "d", "--stations", "2", "--voters-per-station", "5",
-                   cwd=tmp_path).returncode == 0  # fmt: skip
+    assert (
+        shailoo(
+            "demo", "--out", "d", "--stations", "2", "--voters-per-station", "5", cwd=tmp_path
+        ).returncode
+        == 0
+    )
     bundles = tmp_path / "d" / "provisioned" / "bundles"
     victim = sorted(bundles.iterdir())[0]
     roll = victim / "roll.jsonl"
     roll.write_bytes(roll.read_bytes().replace(b'"home_vote":false', b'"home_vote":true ', 1))
-    out = shailoo("station", "verify-bundle", str(bundles), "--root",
-                  str(tmp_path / "d" / "cec" / "root-cert.pem"), cwd=tmp_path)  # fmt: skip
+    out = shailoo(
+        "station",
+        "verify-bundle",
+        str(bundles),
+        "--root",
+        str(tmp_path / "d" / "cec" / "root-cert.pem"),
+        cwd=tmp_path,
+    )
     assert out.returncode == 1
     assert f"REFUSED {victim}" in out.stdout
     assert "roll.jsonl has been changed" in out.stdout
@@ -57,8 +67,38 @@ def test_verify_bundle_exits_nonzero_and_names_the_tampered_file(tmp_path: Path)
 def test_invalid_election_definition_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "election.json").write_text('{"id": "x"}')
     (tmp_path / "roll.csv").write_text("")
-    out = shailoo("provision", "roll", "--election", "election.json", "--roll", "roll.csv",
-                  "--out", "r", cwd=tmp_path)  # fmt: skip
+    out = shailoo(
+        "provision",
+        "roll",
+        "--election",
+        "election.json",
+        "--roll",
+        "roll.csv",
+        "--out",
+        "r",
+        cwd=tmp_path,
+    )
     assert out.returncode == 2
     assert "not a valid election definition" in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_face_compare_contract_through_the_shailoo_command(tmp_path: Path) -> None:
+    import json
+
+    ok = shailoo("face", "compare", str(FACES / "obama" / "enroll.jpg"),
+                 str(FACES / "obama" / "probe_small.jpg"), cwd=tmp_path)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    result = json.loads(ok.stdout)
+    assert result["status"] == "match" and 0 <= result["distance"] < 0.55
+    other = shailoo("face", "compare", str(FACES / "obama" / "enroll.jpg"),
+                    str(FACES / "biden" / "probe1.jpg"), cwd=tmp_path)  # fmt: skip
+    assert other.returncode == 0 and json.loads(other.stdout)["status"] == "no_match"
+    crowd = shailoo("face", "compare", str(FACES / "obama" / "enroll.jpg"),
+                    str(FACES / "_multiple_faces" / "two_people.jpg"), cwd=tmp_path)  # fmt: skip
+    assert crowd.returncode == 2
+    assert json.loads(crowd.stdout) == {"status": "multiple_faces", "distance": None}
+    missing = shailoo("face", "compare", "nowhere.jpg", str(FACES / "biden" / "probe1.jpg"),
+                      cwd=tmp_path)  # fmt: skip
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert json.loads(missing.stdout) == {"status": "no_face", "distance": None}

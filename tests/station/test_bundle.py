@@ -110,8 +110,9 @@ def test_bundle_signed_by_another_root_is_refused(provisioned: Provisioned, tmp_
 def test_bundle_for_another_election_is_refused(
     provisioned: Provisioned, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    other = provision(tmp_path_factory.mktemp("other"), stations=2, voters=5, seed=99,
-                      kind="presidential")  # fmt: skip
+    other = provision(
+        tmp_path_factory.mktemp("other"), stations=2, voters=5, seed=99, kind="presidential"
+    )
     with pytest.raises(BundleError, match="not the election this device is set up for"):
         verify_bundle(
             other.bundle(other.definition.stations[0].number),

@@ -48,9 +48,13 @@ def provision(
     base: Path, *, stations: int = 4, voters: int = 25, seed: int = 7, kind: str = "parliament"
 ) -> Provisioned:
     sample = generate_sample(
-        base / "sample", stations=stations, voters_per_station=voters, seed=seed,
-        kind=kind, faces_dir=FACES,  # type: ignore[arg-type]
-    )  # fmt: skip
+        base / "sample",
+        stations=stations,
+        voters_per_station=voters,
+        seed=seed,
+        kind=kind,
+        faces_dir=FACES,  # type: ignore[arg-type]
+    )
     validate_roll(sample.roll_path, sample.definition, sample.photos_dir, base / "roll")
     root = create_root(base / "cec", PASSPHRASE, now=NOW)
     summary = build_bundles(

@@ -1,0 +1,318 @@
+"""The polling-station appliance: set up from a verified bundle, then run the day.
+
+Everything durable lives in the station's SQLite database (station.store); the
+bundle is verified again at every start, and the database must belong to the
+same election, station and device, or the appliance refuses to start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from cryptography import x509
+
+from crypto import keys
+from crypto.envelope import Envelope
+from election import bundle as B
+from station import reports
+from station.bundle import VerifiedBundle, verify_bundle
+from station.eventlog import EventLog
+from station.identify import Desk, FaceMatcher, IndexLookup, chair_code_matches, hash_chair_code
+from station.signer import Signer
+from station.state import Mode, State, Transition, TransitionError, next_state
+from station.store import Store
+
+DB_FILE = "station.sqlite"
+Clock = Callable[[], dt.datetime]
+
+
+class ApplianceError(RuntimeError):
+    """The appliance cannot start or act; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    turnout_every_minutes: int = 60
+
+
+class Appliance:
+    def __init__(
+        self,
+        store: Store,
+        bundle: VerifiedBundle,
+        passphrase: str,
+        matcher: FaceMatcher,
+        clock: Clock,
+        *,
+        index: IndexLookup | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.store = store
+        self.bundle = bundle
+        self.definition = bundle.definition
+        self.station = bundle.station
+        self.clock = clock
+        self.settings = settings or Settings()
+        self.tz = ZoneInfo(self.definition.timezone)
+        self.log = EventLog(store, clock)
+        try:
+            key = keys.load_private_key(bundle.file(B.SIGNING_KEY_FILE).read_bytes(), passphrase)
+        except keys.KeyDecryptError as e:
+            raise ApplianceError("the device passphrase is wrong: type it again") from e
+        self.signer = Signer(
+            store,
+            key,
+            election_hash=self.definition.election_hash,
+            station_id=self.station.id,
+            device_id=bundle.device_id,
+            clock=clock,
+        )
+        self.index = index if index is not None else bundle.open_index(passphrase)
+        self.desk = Desk(
+            store,
+            self.log,
+            self.definition,
+            self.index,
+            matcher,
+            clock,
+            polls_open=lambda: self.state is State.OPEN,
+            chair_code_ok=self.chair_code_ok,
+        )
+
+    # --- start ---------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        data_dir: Path,
+        bundle_dir: Path,
+        *,
+        root_cert: x509.Certificate,
+        passphrase: str,
+        matcher: FaceMatcher,
+        clock: Clock,
+        chair_code: str | None = None,
+        mode: Mode = Mode.LIVE,
+        index_dir: Path | None = None,
+        settings: Settings | None = None,
+    ) -> Appliance:
+        """Verify the bundle; set the station up on first start, or resume where it was."""
+        bundle = verify_bundle(bundle_dir, root_cert=root_cert, at=clock(), index_dir=index_dir)
+        try:  # before anything is written: a mistyped passphrase must leave no trace
+            keys.load_private_key(bundle.file(B.SIGNING_KEY_FILE).read_bytes(), passphrase)
+        except keys.KeyDecryptError as e:
+            raise ApplianceError("the device passphrase is wrong: type it again") from e
+        store = Store(data_dir / DB_FILE)
+        fresh = store.meta("election_hash") is None
+        if fresh:
+            if chair_code is None:
+                store.close()
+                raise ApplianceError("first start: the chair must set a code of at least 4 digits")
+            _load_bundle(store, bundle, hash_chair_code(chair_code), mode)
+        else:
+            _check_same(store, bundle)
+        app = cls(store, bundle, passphrase, matcher, clock, settings=settings)
+        if fresh:
+            app.log.record(
+                "device_setup",
+                device=bundle.device_id,
+                voters=bundle.manifest.voters,
+                mode=mode.value,
+            )
+        app.log.record("app_started", state=app.state.value)
+        if pending := app.desk.pending():
+            app.log.record("recovered_after_restart", outcome="na", awaiting=len(pending))
+        return app
+
+    # --- state ---------------------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        return State(self.store.meta("state") or State.SETUP.value)
+
+    @property
+    def mode(self) -> Mode:
+        return Mode(self.store.meta("mode") or Mode.LIVE.value)
+
+    def chair_code_ok(self, code: str) -> bool:
+        stored = self.store.meta("chair_code")
+        return stored is not None and chair_code_matches(stored, code)
+
+    def open_polls(self, actor: str) -> Envelope:
+        """Open: only with every counter at zero; signs the first identification report."""
+        target = self._transition(Transition.OPEN_POLLS, actor)
+        counts = reports.identification_counts(self.store)
+        if counts["voted"] or any(counts["refused"].values()):
+            self._refused(Transition.OPEN_POLLS, actor, "counters are not zero: polls cannot open")
+        with self.store.transaction():
+            self.store.set_meta("state", target.value)
+            self.store.set_meta("opened_at", self._utc())
+            self.log.record("polls_opened", actor=actor, mode=self.mode.value)
+            return self._report(reports.IDENTIFICATION_REPORT, phase="first")
+
+    def close_polls(self, actor: str, chair_code: str) -> Envelope:
+        """Close: from the closing hour (any time in test mode); signs the final report."""
+        target = self._transition(Transition.CLOSE_POLLS, actor)
+        if not self.chair_code_ok(chair_code):
+            self._refused(Transition.CLOSE_POLLS, actor, "the chair's code is wrong")
+        now = self.clock().astimezone(self.tz)
+        closing = dt.time.fromisoformat(self.definition.polls_close)
+        if self.mode is Mode.LIVE and now.time() < closing:
+            self._refused(
+                Transition.CLOSE_POLLS,
+                actor,
+                f"polls close at {self.definition.polls_close}, not before",
+            )
+        if self.desk.state.value == "marked" or self.desk.pending():
+            self._refused(
+                Transition.CLOSE_POLLS,
+                actor,
+                "a marked voter is not yet confirmed: confirm or cancel first",
+            )
+        with self.store.transaction():
+            self.store.set_meta("state", target.value)
+            self.store.set_meta("closed_at", self._utc())
+            self.log.record("polls_closed", actor=actor)
+            return self._report(reports.IDENTIFICATION_REPORT, phase="final")
+
+    def enter_test_mode(self, actor: str) -> None:
+        """Logic-and-accuracy testing before the election: only in setup."""
+        if self.state is not State.SETUP or self.mode is Mode.TEST:
+            raise TransitionError("test mode can be entered only in setup, from live mode")
+        with self.store.transaction():
+            self.store.set_meta("mode", Mode.TEST.value)
+            self.log.record("test_mode_entered", actor=actor)
+
+    def leave_test_mode(self, actor: str, chair_code: str) -> None:
+        """End testing: every test identification is cleared and the station is in setup, live.
+
+        Signed test messages stay in the chain (marked mode "test"), so the chain never forks.
+        """
+        if self.mode is not Mode.TEST:
+            raise TransitionError("the station is not in test mode")
+        if not self.chair_code_ok(chair_code):
+            raise TransitionError("the chair's code is wrong")
+        with self.store.transaction() as tx:
+            tx.execute("DELETE FROM identifications")
+            tx.execute("DELETE FROM refusals")
+            self.store.set_meta("mode", Mode.LIVE.value)
+            self.store.set_meta("state", State.SETUP.value)
+            self.log.record("test_mode_left", actor=actor)
+        self.desk.clear()
+
+    def turnout_snapshot(self) -> Envelope:
+        """Signed counts only; the uplink sends them every N minutes while polls are open."""
+        if self.state is not State.OPEN:
+            raise TransitionError("turnout is reported while polls are open")
+        with self.store.transaction():
+            body = reports.turnout_snapshot(
+                self.store, self.tz, mode=self.mode.value, at=self.clock()
+            )
+            env = self.signer.sign(reports.TURNOUT, body)
+            self.log.record("turnout_snapshot", voted=body["voted"], seq=env.seq)
+            return env
+
+    def turnout_due(self) -> bool:
+        """Whether the next snapshot is due (every `turnout_every_minutes` while open)."""
+        if self.state is not State.OPEN:
+            return False
+        last = self.signer.messages(reports.TURNOUT)
+        if not last:
+            return True
+        age = self.clock() - last[-1].when
+        return age >= dt.timedelta(minutes=self.settings.turnout_every_minutes)
+
+    def _transition(self, t: Transition, actor: str) -> State:
+        try:
+            return next_state(self.state, t)
+        except TransitionError as e:
+            self._refused(t, actor, str(e))
+            raise  # unreachable: _refused raises
+
+    def _refused(self, t: Transition, actor: str, why: str) -> NoReturn:
+        """Log the refusal (its own transaction, so it survives) and raise."""
+        self.log.record(
+            "state_change_refused", actor=actor, outcome="failure", transition=t.value, why=why
+        )
+        raise TransitionError(why)
+
+    def _report(self, kind: str, *, phase: str) -> Envelope:
+        body = reports.identification_report(
+            self.store, self.tz, phase=phase, mode=self.mode.value, at=self.clock()
+        )
+        env = self.signer.sign(kind, body)
+        self.log.record("report_signed", kind=kind, phase=phase, seq=env.seq)
+        return env
+
+    def _utc(self) -> str:
+        return self.clock().astimezone(dt.UTC).isoformat(timespec="seconds")
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _load_bundle(store: Store, bundle: VerifiedBundle, chair_hash: str, mode: Mode) -> None:
+    """Copy the roll and templates into the database in one transaction."""
+    templates = np.load(bundle.file(B.TEMPLATES_FILE), allow_pickle=False)
+    hashes = json.loads(bundle.file(B.TEMPLATES_META_FILE).read_text())["hashes"]
+    if len(hashes) != len(templates):
+        raise ApplianceError("the bundle's templates and their index differ in length")
+    row_of = {h: i for i, h in enumerate(hashes)}
+    with store.transaction() as tx:
+        tx.executemany(
+            "INSERT INTO templates (idx, encoding) VALUES (?, ?)",
+            ((i, np.asarray(t, dtype="<f4").tobytes()) for i, t in enumerate(templates)),
+        )
+        voters = []
+        with bundle.file(B.ROLL_FILE).open("rb") as f:
+            for line in f:
+                v = json.loads(line)
+                voters.append(
+                    (
+                        v["pin"],
+                        v["last_name"],
+                        v["first_name"],
+                        v.get("patronymic") or "",
+                        v["birth_date"],
+                        v["gender"],
+                        v["document_no"],
+                        int(bool(v["home_vote"])),
+                        v["biometrics"],
+                        v.get("no_biometrics_reason"),
+                        row_of.get(v["template"]) if v.get("template") else None,
+                    )
+                )
+        tx.executemany(
+            "INSERT INTO voters (pin, last_name, first_name, patronymic, birth_date, gender, "
+            "document_no, home_vote, biometrics, no_bio_reason, template) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            voters,
+        )
+        for key, value in (
+            ("election_hash", bundle.definition.election_hash),
+            ("election_id", bundle.definition.id),
+            ("station_id", bundle.station.id),
+            ("device_id", bundle.device_id),
+            ("state", State.SETUP.value),
+            ("mode", mode.value),
+            ("chair_code", chair_hash),
+        ):
+            store.set_meta(key, value)
+
+
+def _check_same(store: Store, bundle: VerifiedBundle) -> None:
+    for key, value in (
+        ("election_hash", bundle.definition.election_hash),
+        ("station_id", bundle.station.id),
+        ("device_id", bundle.device_id),
+    ):
+        if store.meta(key) != value:
+            raise ApplianceError(
+                f"the database in {store.path.parent} belongs to another {key.split('_')[0]} "
+                f"({store.meta(key)}); use this bundle's own data directory"
+            )
