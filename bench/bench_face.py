@@ -1,52 +1,27 @@
-"""Face check and roll lookup figures for the identification desk, on one core.
+"""Face check figures for the identification desk, on one core.
 
 - Face check (station.facecheck.FaceCheck) on 640x480 frames made from the
-  shared probes, p50 / p95 over RUNS checks, split into HOG detection and
-  128-d encoding; and detection on a full-size photo to show what the camera's
-  downscale saves.  Ratio baseline: the issue's 0.5 s budget for the p95.
-- Station roll: VOTERS voters in SQLite (WAL, unique index on PIN), lookup by
-  PIN p50 / p95, and the durable "mark voted" write (synchronous=FULL).
-- National PIN index (election.pin_index) of NATIONAL PINs: build time, size,
-  lookup p50 / p95.
-Ratio baseline for lookups: a Python dict lookup timed the same way in this run
-(the timer's own overhead, ~0.1 us, is in every per-call figure alike).
+  shared probes (bench.common.letterbox: the whole photo fitted, grey bars),
+  p50 / p95 over RUNS checks, split into HOG detection and 128-d encoding; and
+  detection on a full-size photo to show what the camera's downscale saves.
+  Ratio baseline: the issue's 0.5 s budget for the p95.
+
+Roll lookups (station roll, national PIN index) and the durable mark are measured
+on the real station in bench_identify.py, as parts of the decision time.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bench import Figure, format_table, one_core, p50_p95, timings
+from bench.common import BUDGET, FACES, letterbox
 
-REPO = Path(__file__).resolve().parents[1]
-FACES = Path(os.environ.get("SHAILOO_FACES", REPO.parent / "shared" / "data" / "faces"))
 RUNS = 50
-VOTERS = 5_000
-NATIONAL = 4_000_000
-STATIONS = 2_500
-LOOKUPS = 10_000
-BUDGET = 0.5  # seconds: the issue's aim for the p95 decision time
-
-
-def _letterbox(rgb: np.ndarray, w: int = 640, h: int = 480) -> np.ndarray:
-    """The photo fitted into a w x h grey frame, as a 640x480 camera would frame the voter."""
-    import cv2
-
-    scale = min(w / rgb.shape[1], h / rgb.shape[0])
-    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-    fitted = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    frame = np.full((h, w, 3), 128, dtype=np.uint8)
-    y, x = (h - size[1]) // 2, (w - size[0]) // 2
-    frame[y : y + size[1], x : x + size[0]] = fitted
-    return frame
 
 
 def face_figures(faces: Path = FACES, runs: int = RUNS) -> list[Figure]:
@@ -66,7 +41,7 @@ def face_figures(faces: Path = FACES, runs: int = RUNS) -> list[Figure]:
         for probe in person.probes:
             image = load_rgb(probe.read_bytes())
             if image is not None:
-                cases.append((_letterbox(image), template))
+                cases.append((letterbox(image), template))
     if not cases:
         raise RuntimeError(f"no usable probes under {faces}")
     check = FaceCheck()
@@ -119,119 +94,9 @@ def face_figures(faces: Path = FACES, runs: int = RUNS) -> list[Figure]:
     return figures
 
 
-def _pin(i: int) -> str:
-    """A unique, well-formed 14-digit PIN for each i < 2 * 100000 * 20000."""
-    sex = 1 + (i & 1)
-    j = i >> 1
-    serial, day = j % 100_000, j // 100_000
-    born = 1940 * 365 + (day * 997) % (60 * 365)  # spread over 60 years of birth dates
-    year, rest = divmod(born, 365)
-    month, dd = 1 + (rest // 31) % 12, 1 + rest % 28
-    return f"{sex}{dd:02d}{month:02d}{year:04d}{serial:05d}"
-
-
-def _dict_baseline(pins: list[str], queries: list[str]) -> Figure:
-    table = {pin: n for n, pin in enumerate(pins)}
-    it = iter(queries)
-    samples = timings(lambda: table.get(next(it)), len(queries))
-    return Figure("dict lookup (baseline) p50", float(np.percentile(samples, 50)), "s")
-
-
-def roll_figures(voters: int = VOTERS, lookups: int = LOOKUPS) -> list[Figure]:
-    """A station roll in SQLite: lookup by PIN and the durable mark-voted write."""
-    rng = random.Random(7)
-    pins = [_pin(i) for i in rng.sample(range(10_000_000), voters)]
-    misses = [_pin(10_000_000 + i) for i in range(lookups // 5)]
-    queries = [rng.choice(pins) for _ in range(lookups - len(misses))] + misses
-    rng.shuffle(queries)
-    baseline = _dict_baseline(pins, queries)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = sqlite3.connect(Path(tmp) / "station.db", isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute(
-            "CREATE TABLE voters (id INTEGER PRIMARY KEY, pin TEXT NOT NULL, surname TEXT, "
-            "name TEXT, birth_year INTEGER, template BLOB, voted_at TEXT)"
-        )
-        db.execute("CREATE UNIQUE INDEX voters_pin ON voters (pin)")
-        template = np.zeros(128, dtype=np.float32).tobytes()
-        db.execute("BEGIN")
-        db.executemany(
-            "INSERT INTO voters (pin, surname, name, birth_year, template) VALUES (?,?,?,?,?)",
-            ((p, "Surname", "Name", 1970, template) for p in pins),
-        )
-        db.execute("COMMIT")
-        sql = "SELECT id, surname, name, birth_year, voted_at FROM voters WHERE pin = ?"
-        it = iter(queries)
-        found = timings(lambda: db.execute(sql, (next(it),)).fetchone(), len(queries))
-        marks = iter(rng.sample(pins, 200))
-
-        def mark() -> None:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute(
-                "UPDATE voters SET voted_at = ? WHERE pin = ? AND voted_at IS NULL",
-                ("2026-11-22T10:00:00+06:00", next(marks)),
-            )
-            db.execute("COMMIT")
-
-        marked = timings(mark, 200)
-        db.close()
-    figures = [baseline]
-    figures += p50_p95(
-        f"roll lookup, SQLite {voters:,} voters",
-        found,
-        baseline=baseline,
-        note=f"{lookups:,} lookups, 20% not on the roll; WAL, unique index on PIN",
-    )
-    figures += p50_p95(
-        "mark voted (durable commit)",
-        marked,
-        baseline=baseline,
-        note="UPDATE + COMMIT, WAL, synchronous=FULL, on this disk",
-    )
-    return figures
-
-
-def national_figures(entries: int = NATIONAL, lookups: int = LOOKUPS) -> list[Figure]:
-    """The national PIN index: build, size, lookup."""
-    from election.pin_index import PinIndex, build_index, pin_key
-
-    secret = b"bench national index secret 32b"
-    station_ids = [f"S{n:04d}" for n in range(1, STATIONS + 1)]
-    rng = random.Random(11)
-    start = time.perf_counter()
-    data = build_index(((_pin(i), i % STATIONS) for i in range(entries)), secret, STATIONS)
-    built = time.perf_counter() - start
-    index = PinIndex(data, secret, station_ids)
-    hits = [_pin(rng.randrange(entries)) for _ in range(lookups - lookups // 5)]
-    queries = hits + [_pin(entries + i) for i in range(lookups // 5)]
-    rng.shuffle(queries)
-    baseline = _dict_baseline(hits, queries)
-    it = iter(queries)
-    looked = timings(lambda: index.station_of(next(it)), len(queries))
-    it = iter(queries)
-    hashed = timings(lambda: pin_key(secret, next(it)), len(queries))
-    figures = [
-        Figure(
-            f"national index build, {entries:,} PINs",
-            built,
-            "s",
-            note=f"{len(data) / 1e6:.0f} MB; HMAC per PIN + sort",
-        )
-    ]
-    figures += p50_p95(
-        f"national index lookup, {entries:,} PINs",
-        looked,
-        baseline=baseline,
-        note=f"{lookups:,} lookups, 20% nowhere",
-    )
-    figures += p50_p95("  of which HMAC of the PIN", hashed, baseline=baseline)
-    return figures
-
-
 def main() -> list[Figure]:
     """Every figure of this bench, in table order."""
-    return face_figures() + roll_figures() + national_figures()
+    return face_figures()
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ from election.definition import ElectionDefinition
 from election.pin_index import HEADER, index_bytes, pin_key
 from provisioning.keyceremony import RootCA, issue_device
 
-ZERO_HASH = "0" * 64
 Progress = Callable[[int, int], None]
 
 
@@ -222,10 +221,10 @@ def _sign(
         root.key,
         kind=kind,
         election=election_hash,
-        station="CEC",
+        station=envelope.CEC_STATION,
         device=root.key_id,
         seq=0,
-        prev=ZERO_HASH,
+        prev=envelope.GENESIS_PREV,
         time=now.isoformat(timespec="seconds"),
         body=body,
     )

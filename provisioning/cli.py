@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--kind", choices=["parliament", "presidential"], default="parliament")
     s.add_argument("--faces", type=Path, default=None, help="real face photos (person folders)")
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument(
+        "--with-flaws",
+        action="store_true",
+        help="append a clerk's mistakes (one row per reject reason, unusable photos)",
+    )
     s.set_defaults(func=cmd_sample)
 
     r = psub.add_parser("roll", help="validate the voter roll and enrol face templates")
@@ -76,6 +81,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
             kind=args.kind,
             faces_dir=faces,
             progress=tick,
+        )
+    if args.with_flaws:
+        from provisioning.flaws import append_flaws
+
+        rejects, no_bio = append_flaws(info.roll_path, info.photos_dir, faces, info.definition)
+        print(
+            f"appended {len(rejects) + len(no_bio)} flawed rows: {len(rejects)} to be rejected, "
+            f"{len(no_bio)} with unusable photos"
         )
     print(
         f"sample {info.definition.id}: {len(info.definition.stations)} stations, "

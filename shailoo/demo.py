@@ -38,7 +38,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     steps: list[tuple[str, list[str]]] = [
         (
-            "CEC: a sample election like the 2021 parliament, with its roll and photos",
+            "CEC: a sample election like the 2021 parliament; its roll carries a clerk's mistakes",
             [
                 "provision",
                 "sample",
@@ -50,6 +50,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 str(args.seed),
                 "--out",
                 str(out / "sample"),
+                "--with-flaws",
             ],
         ),
         (

@@ -129,13 +129,13 @@ def _signed(
         raise BundleError(f"the {what} manifest is damaged: {e}") from e
     if env.kind != kind:
         raise BundleError(f"{path.name} is a {env.kind}, not a {kind}")
-    if env.station != "CEC" or env.device != root_id:
+    try:
+        envelope.verify_signed_by_root(env, root_cert)
+    except envelope.BindingError as e:
         raise BundleError(
             f"the {what} is signed by another root ({env.device}), not the CEC root this "
-            f"device trusts ({root_id}). Use a {what} from this CEC."
-        )
-    try:
-        envelope.verify_envelope(env, root_cert.public_key())  # type: ignore[arg-type]
+            f"device trusts ({root_id}). Use a {what} from this CEC. ({e})"
+        ) from e
     except envelope.SignatureError as e:
         raise BundleError(
             f"the {what} manifest's signature does not verify with the trusted CEC root: "

@@ -35,7 +35,7 @@ def test_demo_provisions_and_verifies_every_bundle(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr + out.stdout
     assert "3 of 3 bundles verified" in out.stdout
-    assert "rejected" in out.stdout
+    assert "14 rejected" in out.stdout and "Rejected rows (" in out.stdout
     assert (tmp_path / "d" / "provisioned" / "national-index" / "index.bin").exists()
 
 
