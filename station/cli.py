@@ -48,7 +48,7 @@ def find_bundles(paths: list[Path]) -> list[Path]:
 def cmd_verify_bundle(args: argparse.Namespace) -> int:
     from crypto import certs
     from election.definition import ElectionDefinition
-    from station.bundle import BundleError, verify_bundle
+    from station.bundle import BundleError, VerifyCache, verify_bundle
 
     try:
         root = certs.cert_from_pem(args.root.read_bytes())
@@ -60,11 +60,17 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
         expected = ElectionDefinition.from_json(args.election.read_bytes()).election_hash
     now = dt.datetime.now(dt.UTC)
     refused = 0
+    cache = VerifyCache()
     bundles = find_bundles(args.bundles)
     for path in bundles:
         try:
             vb = verify_bundle(
-                path, root_cert=root, at=now, expected_election_hash=expected, index_dir=args.index
+                path,
+                root_cert=root,
+                at=now,
+                expected_election_hash=expected,
+                index_dir=args.index,
+                cache=cache,
             )
         except BundleError as e:
             refused += 1

@@ -269,6 +269,64 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "marked_at": {"ky": "белгиленген: {time}", "ru": "отмечен в {time}"},
     "attempt_of": {"ky": "Аракет {attempt}/{attempts}", "ru": "Попытка {attempt} из {attempts}"},
     "language": {"ky": "Тил", "ru": "Язык"},
+    # event log lines on the screen: one per catalogue event (election/event_catalogue.csv)
+    "event_device_setup": {
+        "ky": "Түзмөк пакеттен орнотулду",
+        "ru": "Устройство настроено из пакета",
+    },
+    "event_bundle_refused": {"ky": "Пакет текшерүүдөн өткөн жок", "ru": "Пакет не прошёл проверку"},
+    "event_test_mode_entered": {"ky": "Сыноо режими башталды", "ru": "Включён тестовый режим"},
+    "event_test_mode_left": {
+        "ky": "Сыноо режими бүттү, маалымат тазаланды",
+        "ru": "Тестовый режим завершён, данные очищены",
+    },
+    "event_app_started": {"ky": "Программа иштей баштады", "ru": "Программа запущена"},
+    "event_recovered_after_restart": {
+        "ky": "Кайра күйгөндөн кийин бүтпөгөн иш бар",
+        "ru": "После перезапуска есть незавершённые действия",
+    },
+    "event_polls_opened": {"ky": "Добуш берүү ачылды", "ru": "Голосование открыто"},
+    "event_polls_closed": {"ky": "Добуш берүү жабылды", "ru": "Голосование закрыто"},
+    "event_station_transmitted": {"ky": "Жыйынтыктар жөнөтүлдү", "ru": "Итоги переданы"},
+    "event_state_change_refused": {"ky": "Аракет четке кагылды", "ru": "Действие отклонено"},
+    "event_card_read": {"ky": "Карта окулду", "ru": "Карта прочитана"},
+    "event_voter_registered_here": {
+        "ky": "Ушул участкада катталган",
+        "ru": "Зарегистрирован на этом участке",
+    },
+    "event_voter_registered_elsewhere": {
+        "ky": "Башка участкада катталган",
+        "ru": "Зарегистрирован на другом участке",
+    },
+    "event_voter_not_on_roll": {"ky": "Тизмеде жок", "ru": "Нет в списке"},
+    "event_voter_already_voted": {"ky": "Мурун добуш берген", "ru": "Уже голосовал"},
+    "event_face_match": {"ky": "Жүз дал келди", "ru": "Лицо совпало"},
+    "event_face_no_match": {"ky": "Жүз дал келген жок", "ru": "Лицо не совпало"},
+    "event_face_not_acquired": {"ky": "Жүз табылган жок", "ru": "Лицо не найдено"},
+    "event_voter_marked": {"ky": "Шайлоочу белгиленди", "ru": "Избиратель отмечен"},
+    "event_ballot_issued": {"ky": "Бюллетень берилди", "ru": "Бюллетень выдан"},
+    "event_admitted_by_document": {
+        "ky": "Документ боюнча киргизилди",
+        "ru": "Допущен по документу",
+    },
+    "event_admission_refused": {"ky": "Киргизүүдөн баш тартылды", "ru": "В допуске отказано"},
+    "event_identification_cancelled": {"ky": "Белги жокко чыгарылды", "ru": "Отметка отменена"},
+    "event_pending_confirmed": {"ky": "Бюллетень берилгени ырасталды", "ru": "Выдача подтверждена"},
+    "event_mobile_box_voter_marked": {
+        "ky": "Көчмө урна боюнча белгиленди",
+        "ru": "Отмечен по переносному ящику",
+    },
+    "event_voter_session_abandoned": {"ky": "Шайлоочу кетип калды", "ru": "Избиратель ушёл"},
+    "event_reader_connected": {"ky": "Окугуч туташты", "ru": "Считыватель подключён"},
+    "event_reader_disconnected": {"ky": "Окугуч ажыратылды", "ru": "Считыватель отключён"},
+    "event_reader_fault": {"ky": "Окугучтан бузук маалымат келди", "ru": "Сбой данных считывателя"},
+    "event_camera_fault": {"ky": "Камера бузук", "ru": "Неисправность камеры"},
+    "event_report_signed": {"ky": "Отчёт кол коюлду", "ru": "Отчёт подписан"},
+    "event_turnout_snapshot": {
+        "ky": "Катышуу маалыматы кол коюлду",
+        "ru": "Данные о явке подписаны",
+    },
+    "event_log_exported": {"ky": "Журнал экспорттолду", "ru": "Журнал экспортирован"},
 }
 
 
