@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from election import bundle as B
+
+if TYPE_CHECKING:
+    from station.runtime import StationRuntime
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,6 +29,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--election", type=Path, default=None, help="expected election.json")
     v.add_argument("--index", type=Path, default=None, help="national-index directory")
     v.set_defaults(func=cmd_verify_bundle)
+
+    r = ssub.add_parser(
+        "run",
+        help="run the polling station: reader, camera and the operator screen",
+        description="Verify the bundle, start the appliance (set it up on first start), the "
+        "combo reader and the camera, and serve the operator screen on 127.0.0.1.  The device "
+        "passphrase comes from --passphrase-file or $SHAILOO_DEVICE_PASSPHRASE, the chair's "
+        "code (first start only) from --chair-code-file or $SHAILOO_CHAIR_CODE.",
+    )
+    r.add_argument("--bundle", type=Path, required=True, help="this station's bundle")
+    r.add_argument("--data", type=Path, required=True, help="the station's data directory")
+    r.add_argument("--root", type=Path, required=True, help="the CEC root certificate you trust")
+    r.add_argument("--index", type=Path, default=None, help="national-index directory")
+    r.add_argument("--reader", type=Path, default=None, help="combo reader serial device")
+    r.add_argument(
+        "--camera", default=None, help="camera: device index, video file or image pattern"
+    )
+    r.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (0: any free)")
+    r.add_argument("--passphrase-file", type=Path, default=None)
+    r.add_argument("--chair-code-file", type=Path, default=None)
+    r.add_argument("--test-mode", action="store_true", help="logic-and-accuracy test mode")
+    r.add_argument(
+        "--turnout-minutes", type=int, default=60, help="sign a turnout snapshot this often"
+    )
+    r.set_defaults(func=cmd_run)
 
     from biometrics import cli as biometrics_cli
 
@@ -83,3 +113,130 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
         )
     print(f"{len(bundles) - refused} of {len(bundles)} bundles verified")
     return 1 if refused else 0
+
+
+def _secret(path: Path | None, env: str, what: str) -> str | None:
+    """A secret from a file (first line) or the environment; None if neither is given."""
+    if path is not None:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise SystemExit(f"error: cannot read the {what} file {path}: {e.strerror}") from e
+        return lines[0].strip() if lines else ""
+    return os.environ.get(env)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`shailoo station run`: exit 2 with one line for anything that stops the start."""
+    try:
+        return _run(args)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+            return 2
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from crypto import certs
+    from station.appliance import Appliance, ApplianceError, Settings
+    from station.bundle import BundleError
+    from station.camera import Camera, CameraError
+    from station.facecheck import FaceCheck
+    from station.runtime import StationRuntime
+    from station.state import Mode, State, TransitionError
+    from station.store import StoreError
+
+    try:
+        root = certs.cert_from_pem(args.root.read_bytes())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: cannot read the CEC root certificate {args.root}: {e}") from e
+    passphrase = _secret(args.passphrase_file, "SHAILOO_DEVICE_PASSPHRASE", "passphrase")
+    if not passphrase:
+        raise SystemExit(
+            "error: the device passphrase is needed: --passphrase-file F or "
+            "$SHAILOO_DEVICE_PASSPHRASE"
+        )
+    chair_code = _secret(args.chair_code_file, "SHAILOO_CHAIR_CODE", "chair code") or None
+    if chair_code is not None and (len(chair_code) < 4 or not chair_code.isdigit()):
+        raise SystemExit("error: the chair's code must be at least 4 digits")
+    if args.turnout_minutes < 1:
+        raise SystemExit("error: --turnout-minutes must be at least 1")
+
+    def clock() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    try:
+        app = Appliance.start(
+            args.data,
+            args.bundle,
+            root_cert=root,
+            passphrase=passphrase,
+            matcher=FaceCheck().check,
+            clock=clock,
+            chair_code=chair_code,
+            mode=Mode.TEST if args.test_mode else Mode.LIVE,
+            index_dir=args.index,
+            settings=Settings(turnout_every_minutes=args.turnout_minutes),
+        )
+    except (BundleError, ApplianceError, StoreError) as e:
+        raise SystemExit(f"error: {e}") from e
+    camera = None
+    try:
+        if args.test_mode and app.mode is Mode.LIVE:
+            if app.state is not State.SETUP:
+                raise SystemExit(
+                    f"error: test mode can be entered only in setup; the station is "
+                    f"{app.state.value}"
+                )
+            app.enter_test_mode("operator")
+        if args.camera is not None:
+            try:
+                camera = Camera(args.camera)
+            except CameraError as e:
+                raise SystemExit(f"error: {e}") from e
+        runtime = StationRuntime(app, reader_path=args.reader, camera=camera, clock=clock)
+        runtime.start()
+        try:
+            return asyncio.run(_serve(runtime, args.port))
+        finally:
+            runtime.stop()
+    except TransitionError as e:
+        raise SystemExit(f"error: {e}") from e
+    finally:
+        if camera is not None:
+            camera.close()
+        app.close()
+
+
+async def _serve(runtime: StationRuntime, port: int) -> int:
+    """Serve the operator screen on 127.0.0.1 until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    from station.ui.app import make_app
+
+    runner = web.AppRunner(make_app(runtime), handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        try:
+            await site.start()
+        except OSError as e:
+            raise SystemExit(f"error: cannot listen on 127.0.0.1:{port}: {e.strerror}") from e
+        bound = runner.addresses[0][1]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        number = runtime.appliance.station.number
+        print(f"station {number}: operator screen at http://127.0.0.1:{bound}/", flush=True)
+        await stop.wait()
+        print(f"station {number}: stopping", flush=True)
+    finally:
+        await runner.cleanup()
+    return 0

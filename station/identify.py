@@ -31,6 +31,9 @@ from station.store import Store
 from station.texts import LANGS, Lang, both, say
 
 MAX_FACE_ATTEMPTS = 3
+# The two lookups of a card read (bench/bench_identify.py times exactly these).
+VOTER_SQL = "SELECT * FROM voters WHERE pin = ?"
+VOTED_SQL = "SELECT status, marked_at FROM identifications WHERE pin = ? AND status != 'cancelled'"
 
 
 class DeskState(StrEnum):
@@ -107,7 +110,7 @@ class FaceOutcome(Protocol):
 
 
 class FaceMatcher(Protocol):
-    def __call__(self, frame: np.ndarray, template: np.ndarray) -> FaceOutcome: ...
+    def __call__(self, frame: np.ndarray, template: np.ndarray, /) -> FaceOutcome: ...
 
 
 @dataclass(frozen=True)
@@ -179,14 +182,11 @@ class Desk:
             self.state = DeskState.IDLE
         masked = mask_pin(card.pin)
         self._log.record("card_read", pin_masked=masked)
-        row = self._store.one("SELECT * FROM voters WHERE pin = ?", (card.pin,))
+        row = self._store.one(VOTER_SQL, (card.pin,))
         if row is None:
             return self._not_here(card.pin)
         voter = _view(row)
-        done = self._store.one(
-            "SELECT status, marked_at FROM identifications WHERE pin = ? AND status != 'cancelled'",
-            (card.pin,),
-        )
+        done = self._store.one(VOTED_SQL, (card.pin,))
         if done is not None:
             local = self._local(done["marked_at"])
             self._refuse(RefusalReason.ALREADY_VOTED, pin_masked=masked, first_marked=local)
@@ -363,6 +363,13 @@ class Desk:
         if not self._polls_open():
             raise DeskError("polls_not_open", "the mobile box is marked while polls are open")
         if not self._chair_code_ok(chair_code):
+            self._log.record(
+                "admission_refused",
+                actor=chair,
+                outcome="failure",
+                pin_masked=mask_pin(pin),
+                why="wrong chair code",
+            )
             raise DeskError("wrong_chair_code", "the chair's code is wrong")
         row = self._store.one("SELECT * FROM voters WHERE pin = ? AND home_vote = 1", (pin,))
         if row is None:

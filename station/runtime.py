@@ -162,6 +162,7 @@ class StationRuntime:
                     self._card_present = False
                 case CardError(code=code, detail=detail):
                     log.info("card unreadable: %s %s", code, detail)
+                    self.appliance.log.record("card_unreadable", outcome="failure", code=str(code))
                     self._result = self._result_of(
                         "grey", "card_unreadable", both("card_unreadable")
                     )
