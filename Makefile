@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-out
+PORT   ?= 8080
 
 .PHONY: demo test lint bench system-packages clean
 
@@ -32,7 +33,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 demo: $(STAMP) system-packages
-	$(VENV)/bin/shailoo demo --out $(DEMO)
+	$(VENV)/bin/shailoo demo --out $(DEMO) --serve $(PORT)
 
 bench: $(STAMP) system-packages
 	$(PY) -m bench

@@ -806,3 +806,21 @@ def _write_roll(
         "home_vote": home,
         "without_photo": without_photo,
     }
+
+
+def sample_faces(sample_dir: Path) -> tuple[dict[str, str], dict[str, list[Path]]]:
+    """Who is who in a generated sample: photo content sha256 -> person, person -> probes.
+
+    A voter's `template` in the validated roll is the sha256 of their photo, so
+    demos and tests can put that person's probe photo in front of the camera.
+    """
+    import hashlib
+    import json
+
+    faces = json.loads((sample_dir / "faces.json").read_text())
+    person_of = {
+        hashlib.sha256((sample_dir / "photos" / name).read_bytes()).hexdigest(): person
+        for name, person in faces["photos"].items()
+    }
+    probes = {person: [sample_dir / r for r in rels] for person, rels in faces["probes"].items()}
+    return person_of, probes

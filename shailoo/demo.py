@@ -22,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--stations", type=int, default=50)
     p.add_argument("--voters-per-station", type=int, default=500)
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument(
+        "--serve",
+        type=int,
+        metavar="PORT",
+        default=None,
+        help="afterwards, keep the station's operator screen running on 127.0.0.1:PORT",
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -112,5 +119,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if code != 0:
             print(f"demo stopped: step {n} failed with exit code {code}")
             return code
-    print(f"\nDemo finished. Everything it made is under {out}/")
+    from shailoo.demo_station import run_station_day
+
+    print("\n== 6. Station: a day at the identification desk (simulated reader, real photos)")
+    started = time.perf_counter()
+    station = run_station_day(out)
+    print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+    try:
+        print(f"\nDemo finished. Everything it made is under {out}/")
+        if args.serve is not None:
+            import asyncio
+
+            from station.ui.app import serve
+
+            print("The station's operator screen stays up (Ctrl-C to stop):", flush=True)
+            asyncio.run(serve(station.runtime, args.serve))
+    finally:
+        station.stop()
     return 0

@@ -7,12 +7,8 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from election import bundle as B
-
-if TYPE_CHECKING:
-    from station.runtime import StationRuntime
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -148,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
     from station.runtime import StationRuntime
     from station.state import Mode, State, TransitionError
     from station.store import StoreError
+    from station.ui.app import serve
 
     try:
         root = certs.cert_from_pem(args.root.read_bytes())
@@ -200,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         runtime = StationRuntime(app, reader_path=args.reader, camera=camera, clock=clock)
         runtime.start()
         try:
-            return asyncio.run(_serve(runtime, args.port))
+            return asyncio.run(serve(runtime, args.port))
         finally:
             runtime.stop()
     except TransitionError as e:
@@ -209,34 +206,3 @@ def _run(args: argparse.Namespace) -> int:
         if camera is not None:
             camera.close()
         app.close()
-
-
-async def _serve(runtime: StationRuntime, port: int) -> int:
-    """Serve the operator screen on 127.0.0.1 until SIGTERM or SIGINT."""
-    import asyncio
-    import signal
-
-    from aiohttp import web
-
-    from station.ui.app import make_app
-
-    runner = web.AppRunner(make_app(runtime), handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        try:
-            await site.start()
-        except OSError as e:
-            raise SystemExit(f"error: cannot listen on 127.0.0.1:{port}: {e.strerror}") from e
-        bound = runner.addresses[0][1]
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        number = runtime.appliance.station.number
-        print(f"station {number}: operator screen at http://127.0.0.1:{bound}/", flush=True)
-        await stop.wait()
-        print(f"station {number}: stopping", flush=True)
-    finally:
-        await runner.cleanup()
-    return 0

@@ -398,3 +398,30 @@ def render_page(screen: dict[str, Any], lang: Lang) -> str:
 def _script_json(value: object) -> str:
     """JSON safe inside a <script> element (no "</" can close it)."""
     return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+
+async def serve(runtime: StationRuntime, port: int) -> int:
+    """Serve the operator screen on 127.0.0.1 until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    runner = web.AppRunner(make_app(runtime), handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        try:
+            await site.start()
+        except OSError as e:
+            raise SystemExit(f"error: cannot listen on 127.0.0.1:{port}: {e.strerror}") from e
+        bound = runner.addresses[0][1]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        number = runtime.appliance.station.number
+        print(f"station {number}: operator screen at http://127.0.0.1:{bound}/", flush=True)
+        await stop.wait()
+        print(f"station {number}: stopping", flush=True)
+    finally:
+        await runner.cleanup()
+    return 0

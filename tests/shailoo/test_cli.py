@@ -37,6 +37,9 @@ def test_demo_provisions_and_verifies_every_bundle(tmp_path: Path) -> None:
     assert "3 of 3 bundles verified" in out.stdout
     assert "14 rejected" in out.stdout and "Rejected rows (" in out.stdout
     assert (tmp_path / "d" / "provisioned" / "national-index" / "index.bin").exists()
+    assert "polls closed: final identification report signed" in out.stdout
+    assert "hash chain intact" in out.stdout
+    assert (tmp_path / "d" / "station" / "event-log-nist-1500-101.json").exists()
 
 
 def test_verify_bundle_exits_nonzero_and_names_the_tampered_file(tmp_path: Path) -> None:

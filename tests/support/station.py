@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 from biometrics.face import CAMERA_MAX_SIDE, downscale, load_rgb
 from devices.combo_reader import Card
 from election import bundle as B
+from provisioning.sample import sample_faces
 from station.appliance import Appliance
 from station.facecheck import FaceCheck
 from station.state import Mode
@@ -44,15 +44,7 @@ class StationKit:
         self.number = number
         self.bundle = p.bundle(number)
         self.passphrase = p.passphrases()[number]
-        sample = p.out_dir.parent / "sample"
-        faces = json.loads((sample / "faces.json").read_text())
-        person_of_hash = {
-            hashlib.sha256((sample / "photos" / f).read_bytes()).hexdigest(): person
-            for f, person in faces["photos"].items()
-        }
-        self.probes: dict[str, list[Path]] = {
-            person: [sample / rel for rel in rels] for person, rels in faces["probes"].items()
-        }
+        person_of_hash, self.probes = sample_faces(p.out_dir.parent / "sample")
         self.voters = [
             Voter(v["pin"], v, person_of_hash.get(v["template"] or ""))
             for v in map(json.loads, (self.bundle / B.ROLL_FILE).read_text().splitlines())
