@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from crypto.envelope import Envelope
 from election import bundle as B
 from station import reports
 from station.bundle import VerifiedBundle, verify_bundle
+from station.count import BallotBox, CountSettings
 from station.eventlog import EventLog
 from station.identify import Desk, FaceMatcher, IndexLookup, chair_code_matches, hash_chair_code
 from station.signer import Signer
@@ -40,6 +41,7 @@ class ApplianceError(RuntimeError):
 @dataclass(frozen=True)
 class Settings:
     turnout_every_minutes: int = 60
+    count: CountSettings = field(default_factory=CountSettings)
 
 
 class Appliance:
@@ -75,6 +77,13 @@ class Appliance:
             clock=clock,
         )
         self.index = index if index is not None else bundle.open_index(passphrase)
+        self.box = BallotBox(
+            store,
+            self.log,
+            self.definition,
+            self.definition.contests_for_station(self.station.id),
+            self.settings.count,
+        )
         self.desk = Desk(
             store,
             self.log,
@@ -149,10 +158,15 @@ class Appliance:
         counts = reports.identification_counts(self.store)
         if counts["voted"] or any(counts["refused"].values()):
             self._refused(Transition.OPEN_POLLS, actor, "counters are not zero: polls cannot open")
+        if self.box.sheets() or self.box.pending():
+            self._refused(
+                Transition.OPEN_POLLS, actor, "the ballot box has counted sheets: polls cannot open"
+            )
         with self.store.transaction():
             self.store.set_meta("state", target.value)
             self.store.set_meta("opened_at", self._utc())
             self.log.record("polls_opened", actor=actor, mode=self.mode.value)
+            self._asu_report("zero")
             return self._report(reports.IDENTIFICATION_REPORT, phase="first")
 
     def close_polls(self, actor: str, chair_code: str) -> Envelope:
@@ -178,6 +192,7 @@ class Appliance:
             self.store.set_meta("state", target.value)
             self.store.set_meta("closed_at", self._utc())
             self.log.record("polls_closed", actor=actor)
+            self._asu_report("final")
             return self._report(reports.IDENTIFICATION_REPORT, phase="final")
 
     def enter_test_mode(self, actor: str) -> None:
@@ -200,6 +215,7 @@ class Appliance:
         with self.store.transaction() as tx:
             tx.execute("DELETE FROM identifications")
             tx.execute("DELETE FROM refusals")
+            self.box.clear_test_data()
             self.store.set_meta("mode", Mode.LIVE.value)
             self.store.set_meta("state", State.SETUP.value)
             self.log.record("test_mode_left", actor=actor)
@@ -247,6 +263,15 @@ class Appliance:
         )
         env = self.signer.sign(kind, body)
         self.log.record("report_signed", kind=kind, phase=phase, seq=env.seq)
+        return env
+
+    def _asu_report(self, phase: str) -> Envelope:
+        """The box's signed count: all zeros at opening, the final count at close."""
+        body = self.box.report_body(phase=phase, mode=self.mode.value)
+        if phase == "final":
+            body["problems"] = self.box.consistency_problems()
+        env = self.signer.sign(reports.ASU_REPORT, body)
+        self.log.record("report_signed", kind=reports.ASU_REPORT, phase=phase, seq=env.seq)
         return env
 
     def _utc(self) -> str:

@@ -19,6 +19,7 @@ from station.store import Store
 
 IDENTIFICATION_REPORT = "identification_report"
 TURNOUT = "turnout"
+ASU_REPORT = "asu_report"
 
 
 def identification_counts(store: Store) -> dict[str, Any]:

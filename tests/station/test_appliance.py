@@ -62,7 +62,11 @@ def test_opening_signs_a_first_report_with_every_counter_zero(
     assert body["phase"] == "first" and body["mode"] == "live"
     assert body["voted"] == 0 and not any(body["refused"].values())
     assert body["registered"] == len(kit.voters)
-    assert env.seq == 0 and env.prev == GENESIS_PREV
+    zero, first = app.signer.messages()
+    assert (zero.kind, zero.seq, zero.prev) == ("asu_report", 0, GENESIS_PREV)
+    assert zero.body["phase"] == "zero" and zero.body["sheets"] == 0
+    assert all(t["ballots"] == 0 and not any(t["votes"].values()) for t in zero.body["tallies"])
+    assert (first.seq, first.prev) == (1, zero.hash) and env == first
     assert app.state is State.OPEN
 
 
@@ -102,8 +106,12 @@ def test_final_report_counts_the_day_and_chains_to_the_first(
     assert body["phase"] == "final"
     assert body["voted"] == body["identified_by_face"] == 2
     assert body["by_hour"] == {"10": 1, "14": 1}
-    assert snap.prev == first.hash and final.prev == snap.hash
-    assert [m.seq for m in app.signer.messages()] == [0, 1, 2]
+    assert snap.prev == first.hash
+    messages = app.signer.messages()
+    assert [m.seq for m in messages] == list(range(len(messages)))
+    assert all(b.prev == a.hash for a, b in zip(messages, messages[1:], strict=False))
+    assert [m.kind for m in messages][-2:] == ["asu_report", "identification_report"]
+    assert messages[-1] == final and messages[-2].body["phase"] == "final"
 
 
 def test_turnout_snapshot_is_counts_only_and_due_every_interval(
@@ -140,7 +148,9 @@ def test_test_mode_is_on_every_report_and_cleared_before_live(
     clock.set(12)
     live = app.open_polls("chair")
     assert live.body["mode"] == "live" and live.body["voted"] == 0
-    assert live.prev == final.hash  # the chain continues; nothing signed is forgotten
+    signed = app.signer.messages()
+    assert signed[-1] == live and signed.index(final) < len(signed) - 1
+    assert all(b.prev == a.hash for a, b in zip(signed, signed[1:], strict=False))  # one chain
     app.close()
 
 
