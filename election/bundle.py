@@ -30,6 +30,7 @@ TLS_KEY_FILE = "device/tls-key.pem"
 TLS_CERT_FILE = "device/tls-cert.pem"
 INDEX_KEY_FILE = "device/index-key.enc"
 BROKER_FILE = "broker.json"
+LAYOUTS_FILE = "ballots/layouts.json"  # election.ballot_layout.BallotLayouts, every style
 
 INDEX_FILE = "index.bin"  # in the national-index directory, beside its manifest
 

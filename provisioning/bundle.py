@@ -36,6 +36,7 @@ from election import bundle as B
 from election.canonical import canonical_json
 from election.definition import ElectionDefinition
 from election.pin_index import HEADER, index_bytes, pin_key
+from provisioning.ballots import layouts_for
 from provisioning.keyceremony import RootCA, issue_device
 
 Progress = Callable[[int, int], None]
@@ -119,8 +120,10 @@ def build_bundles(
     (out_dir / "bundles").mkdir(parents=True)
     secrets_dir = out_dir / "secrets"
     secrets_dir.mkdir(mode=0o700)
+    layouts = layouts_for(definition)
     job = _Job(
         definition_bytes=definition.canonical_bytes(),
+        layouts_bytes=canonical_json(layouts.model_dump(mode="json")),
         roll_path=roll_path,
         templates_dir=roll_dir,
         root_key_raw=root.key.private_bytes_raw(),
@@ -236,6 +239,7 @@ def _sign(
 @dataclass(frozen=True)
 class _Job:
     definition_bytes: bytes
+    layouts_bytes: bytes
     roll_path: Path
     templates_dir: Path
     root_key_raw: bytes
@@ -304,6 +308,7 @@ def _build_one(s: _Slice) -> tuple[int, str, str]:
             job.index_secret, creds.passphrase, log2_n=atrest.MIN_LOG2_N
         ),  # random passphrase: a cheap KDF suffices
         B.BROKER_FILE: canonical_json(job.broker.model_dump(mode="json")),
+        B.LAYOUTS_FILE: job.layouts_bytes,
     }
     manifest = B.BundleManifest(
         election_id=definition.id,

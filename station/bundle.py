@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from crypto import certs, envelope, keys
 from election import bundle as B
+from election.ballot_layout import BallotLayouts
 from election.definition import ElectionDefinition, Station
 from election.pin_index import PinIndex, PinIndexError
 
@@ -45,6 +46,10 @@ class VerifiedBundle:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def layouts(self) -> BallotLayouts:
+        """Every ballot style of the election (checked against the election at verification)."""
+        return BallotLayouts.model_validate_json(self.file(B.LAYOUTS_FILE).read_bytes())
 
     def open_index(self, passphrase: str) -> PinIndex:
         """The national PIN index, its key unlocked with the device passphrase."""
@@ -108,6 +113,13 @@ def verify_bundle(
         raise BundleError(f"station {manifest.station_id} is not in the election") from None
     if station.number != manifest.station_number:
         raise BundleError("the manifest's station number does not match the definition")
+
+    try:
+        layouts = BallotLayouts.model_validate_json((bundle_dir / B.LAYOUTS_FILE).read_bytes())
+    except ValidationError as e:
+        raise BundleError(f"the ballot layouts are signed but malformed: {e}") from e
+    if layouts.election_hash != manifest.election_hash:
+        raise BundleError("the ballot layouts belong to another election")
 
     bundled_root = certs.cert_from_pem((bundle_dir / B.ROOT_CERT_FILE).read_bytes())
     if certs.fingerprint(bundled_root) != certs.fingerprint(root_cert):
