@@ -1,11 +1,9 @@
 """A simulated ID-card and biometric combo reader on a real pseudo-terminal.
 
-The simulator owns the master end of a pty and publishes the slave end under a
-stable symlink (e.g. /run/shailoo/ttyREADER -> /dev/pts/7), so the station's
-driver opens it with pyserial exactly as it would open /dev/ttyUSB0, and
-`unplug()` / `plug()` make the device vanish and come back the way a USB cable
-does.  It speaks `devices.combo_reader` frames and answers the host's
-requests.  Tests drive it through the methods; demos run it as a process:
+The pty, its stable symlink (e.g. /run/shailoo/ttyREADER -> /dev/pts/7),
+`unplug()` / `plug()` and the device thread come from `firmware_sim.pty_device`,
+shared with the ballot box simulator.  It speaks `devices.combo_reader` frames
+and answers the host's requests.  Tests drive it through the methods; demos run it as a process:
 
     python -m firmware_sim.combo_reader /tmp/ttyREADER --cards cards.json
 """
@@ -13,23 +11,15 @@ requests.  Tests drive it through the methods; demos run it as a process:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import errno
-import fcntl
 import json
 import logging
 import os
-import queue
-import select
 import signal
 import threading
-import tty
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from devices.combo_reader import (
     COMBO_MAX_PAYLOAD,
@@ -48,32 +38,23 @@ from devices.combo_reader import (
     decode_message,
     encode_message,
 )
-from devices.framing import Frame, FrameFault, FrameParser
+from devices.framing import Frame
 from election.pin import mask_pin
+from firmware_sim.pty_device import PtyDevice
 
 __all__ = ["ComboReaderSim", "card_from_json", "main"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-_WRITE_STALL_S = 0.5  # a host that reads nothing for this long loses bytes, like a UART overrun
-_CALL_TIMEOUT_S = 5.0
 
-
-@dataclass
-class _Command:
-    fn: Callable[[], Any]
-    done: threading.Event
-    result: Any = None
-    error: BaseException | None = None
-
-
-class ComboReaderSim:
+class ComboReaderSim(PtyDevice):
     """One simulated reader.  All pty file descriptors belong to its own thread.
 
     Public methods queue a command to that thread and wait until it has run,
-    so "unplug() returned" means the device is gone.
+    so "unplug() returned" means the device is gone (see `PtyDevice`).
     """
+
+    kind = "combo-reader"
 
     def __init__(
         self,
@@ -82,62 +63,13 @@ class ComboReaderSim:
         firmware_version: str = "CR-SIM 1.0.0",
         serial_number: str = "SIM-000001",
     ) -> None:
-        self.link_path = Path(link_path)
+        super().__init__(link_path, max_payload=COMBO_MAX_PAYLOAD)
         self.firmware_version = firmware_version
         self.serial_number = serial_number
         self._state = ReaderState.OK
         self._state_detail = ""
         self._card: Card | None = None
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._device_path: str | None = None
-        self._parser = FrameParser(COMBO_MAX_PAYLOAD)
-        self._commands: queue.Queue[_Command] = queue.Queue()
-        self._wake_r: int | None = None
-        self._wake_w: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        self._lock = threading.Lock()
         self._received: list[ComboMessage] = []
-        self._host_errors = 0
-
-    # --- lifecycle -------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the reader's thread and plug the device in."""
-        if self._thread is not None:
-            raise RuntimeError("simulator already started")
-        self._wake_r, self._wake_w = os.pipe()
-        self._stopping = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"combo-reader-sim:{self.link_path.name}", daemon=True
-        )
-        self._thread.start()
-        self.plug()
-
-    def stop(self) -> None:
-        """Unplug, stop the thread and close every descriptor; safe to call twice."""
-        if self._thread is None:
-            return
-        self._call(self._shutdown)
-        self._thread.join(_CALL_TIMEOUT_S)
-        self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd is not None:
-                os.close(fd)
-        self._wake_r = self._wake_w = None
-
-    def __enter__(self) -> ComboReaderSim:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- what a person or a test does to the reader ----------------------
 
@@ -164,10 +96,6 @@ class ComboReaderSim:
         """A card the reader could not read: the reader sends ERROR."""
         self._call(lambda: self._send(ErrorMsg(code, detail)))
 
-    def send_raw(self, data: bytes) -> None:
-        """Write bytes as they are (garbage, corrupted or half frames, for tests)."""
-        self._call(lambda: self._write(bytes(data)))
-
     def set_state(self, state: ReaderState, detail: str = "") -> None:
         """What the next STATUS reports (e.g. a failed biometric sensor)."""
 
@@ -176,128 +104,15 @@ class ComboReaderSim:
 
         self._call(go)
 
-    def unplug(self) -> None:
-        """Pull the cable: close the pty and remove the link, so the host's reads fail."""
-        self._call(self._unplug)
-
-    def plug(self) -> None:
-        """Plug the cable back in: a new pty, the link pointing to its slave."""
-        self._call(self._plug)
-
-    @property
-    def plugged(self) -> bool:
-        return self._master is not None
-
-    @property
-    def device_path(self) -> str | None:
-        """The current /dev/pts/N behind the link, None when unplugged."""
-        return self._device_path
-
     @property
     def received(self) -> list[ComboMessage]:
         """Every valid message the host sent, oldest first (a copy)."""
         with self._lock:
             return list(self._received)
 
-    @property
-    def host_errors(self) -> int:
-        """Bad frames or payloads received from the host."""
-        with self._lock:
-            return self._host_errors
+    # --- the protocol (device thread) ------------------------------------
 
-    # --- the thread ------------------------------------------------------
-
-    def _call(self, fn: Callable[[], T]) -> T:
-        if self._thread is None or self._wake_w is None:
-            raise RuntimeError("simulator not started")
-        if threading.current_thread() is self._thread:
-            return fn()
-        cmd = _Command(fn, threading.Event())
-        self._commands.put(cmd)
-        os.write(self._wake_w, b"x")
-        if not cmd.done.wait(_CALL_TIMEOUT_S):
-            raise TimeoutError("simulator thread did not answer")
-        if cmd.error is not None:
-            raise cmd.error
-        result: T = cmd.result
-        return result
-
-    def _run(self) -> None:
-        assert self._wake_r is not None
-        while not self._stopping:
-            watch = [self._wake_r] + ([self._master] if self._master is not None else [])
-            try:
-                ready, _, _ = select.select(watch, [], [])
-            except OSError as e:  # an fd closed under us would be a bug; keep serving
-                log.error("sim: select failed: %s", e)
-                continue
-            if self._wake_r in ready:
-                os.read(self._wake_r, 4096)
-                self._run_commands()
-            if self._master is not None and self._master in ready:
-                self._receive()
-
-    def _run_commands(self) -> None:
-        while True:
-            try:
-                cmd = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                cmd.result = cmd.fn()
-            except BaseException as e:  # handed back to the caller's thread
-                cmd.error = e
-            cmd.done.set()
-
-    def _shutdown(self) -> None:
-        self._unplug()
-        self._stopping = True
-
-    def _plug(self) -> None:
-        if self._master is not None:
-            return
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no CR/LF translation: binary frames pass untouched
-        fcntl.fcntl(master, fcntl.F_SETFL, fcntl.fcntl(master, fcntl.F_GETFL) | os.O_NONBLOCK)
-        self._master, self._slave = master, slave
-        self._device_path = os.ttyname(slave)
-        self._parser.reset()
-        tmp = self.link_path.with_name(self.link_path.name + ".new")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        os.symlink(self._device_path, tmp)
-        os.replace(tmp, self.link_path)  # atomic: the link is never half-written
-        log.info("sim: reader plugged in at %s -> %s", self.link_path, self._device_path)
-
-    def _unplug(self) -> None:
-        if self._master is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            self.link_path.unlink()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                os.close(fd)
-        self._master = self._slave = None
-        self._device_path = None
-        log.info("sim: reader unplugged from %s", self.link_path)
-
-    def _receive(self) -> None:
-        assert self._master is not None
-        try:
-            data = os.read(self._master, 4096)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            if e.errno == errno.EIO:  # no one holds the slave; cannot happen while we hold it
-                return
-            raise
-        for item in self._parser.feed(data):
-            if isinstance(item, FrameFault):
-                self._count_host_error(f"frame fault from host: {item.detail}")
-            else:
-                self._handle(item)
-
-    def _handle(self, frame: Frame) -> None:
+    def _on_frame(self, frame: Frame) -> None:
         msg = decode_message(frame)
         if isinstance(msg, PayloadError):
             self._count_host_error(f"bad payload from host: {msg.reason}: {msg.detail}")
@@ -322,29 +137,8 @@ class ComboReaderSim:
             case _:
                 self._count_host_error(f"host sent a reader-to-host message {type(msg).__name__}")
 
-    def _count_host_error(self, why: str) -> None:
-        log.warning("sim: %s", why)
-        with self._lock:
-            self._host_errors += 1
-
     def _send(self, msg: ComboMessage) -> None:
         self._write(encode_message(msg).encode())
-
-    def _write(self, data: bytes) -> None:
-        if self._master is None:
-            log.info("sim: unplugged, %d bytes not sent", len(data))
-            return
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self._master, view)
-            except BlockingIOError:
-                _, writable, _ = select.select([], [self._master], [], _WRITE_STALL_S)
-                if not writable:
-                    log.warning("sim: host is not reading; %d bytes lost", len(view))
-                    return
-                continue
-            view = view[n:]
 
 
 # --- standalone process -------------------------------------------------------

@@ -220,3 +220,44 @@ def progress_bar(what: str, unit: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done, total=total)
 
         yield tick
+
+
+def register_ballot(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    r = bsub.add_parser("render", help="a ballot style as print-ready PDF and PNG")
+    r.add_argument("--bundle", type=Path, required=True, help="a station bundle (its layouts)")
+    r.add_argument("--style", required=True, help="style id (e.g. the contest id)")
+    r.add_argument("--out", type=Path, required=True, help="FILE.pdf, FILE.png, or FILE (both)")
+    r.add_argument("--test", action="store_true", help="a test-deck sheet (refused in live mode)")
+    r.set_defaults(func=cmd_ballot_render)
+
+
+def cmd_ballot_render(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from election import bundle as B
+    from election.ballot_layout import BallotLayouts
+    from provisioning.ballots import render_pdf, render_png
+
+    try:
+        layouts = BallotLayouts.model_validate_json((args.bundle / B.LAYOUTS_FILE).read_bytes())
+        layouts.style(args.style)
+    except FileNotFoundError:
+        return _fail(f"{args.bundle} has no {B.LAYOUTS_FILE}: is it a station bundle?")
+    except KeyError:
+        return _fail(
+            f"no style {args.style!r}; styles: {', '.join(s.style_id for s in layouts.styles)}"
+        )
+    suffix = args.out.suffix.lower()
+    targets = (
+        [args.out]
+        if suffix in (".pdf", ".png")
+        else [args.out.with_suffix(".pdf"), args.out.with_suffix(".png")]
+    )
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix.lower() == ".pdf":
+            render_pdf(layouts, args.style, target, test=args.test)
+        else:
+            Image.fromarray(render_png(layouts, args.style, test=args.test)).save(target)
+        print(f"{target}: style {args.style}{' (TEST)' if args.test else ''}")
+    return 0

@@ -22,6 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     provisioning_cli.register(sub)
     station_cli.register(sub)
     biometrics_cli.register(sub)
+    ballot = sub.add_parser("ballot", help="ballot sheets: render, read, test deck")
+    bsub = ballot.add_subparsers(dest="ballot_command", required=True, metavar="ACTION")
+    provisioning_cli.register_ballot(bsub)
+    station_cli.register_ballot(bsub)
     demo.register(sub)
     return parser
 

@@ -206,3 +206,42 @@ def _run(args: argparse.Namespace) -> int:
         if camera is not None:
             camera.close()
         app.close()
+
+
+def register_ballot(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    r = bsub.add_parser(
+        "read",
+        help="read one scanned sheet as the station's box would (prints one JSON object)",
+    )
+    r.add_argument("--bundle", type=Path, required=True, help="the station's bundle")
+    r.add_argument("image", type=Path, metavar="IMAGE")
+    r.add_argument("--test-mode", action="store_true", help="read as a box in test mode")
+    r.set_defaults(func=cmd_ballot_read)
+
+
+def cmd_ballot_read(args: argparse.Namespace) -> int:
+    """The outside-check contract: style, and per contest status, selection and fill ratios."""
+    import json
+
+    import cv2
+
+    from election.ballot_layout import BallotLayouts
+    from election.definition import ElectionDefinition
+    from station.marks import read_sheet
+
+    try:
+        layouts = BallotLayouts.model_validate_json((args.bundle / B.LAYOUTS_FILE).read_bytes())
+        definition = ElectionDefinition.from_json((args.bundle / B.ELECTION_FILE).read_bytes())
+        manifest = json.loads((args.bundle / B.MANIFEST_FILE).read_bytes())["body"]
+    except (OSError, ValueError) as e:
+        print(f"error: {args.bundle} is not a readable station bundle: {e}", file=sys.stderr)
+        return 2
+    image = cv2.imread(str(args.image), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        print(f"error: {args.image} is not an image OpenCV can read", file=sys.stderr)
+        return 2
+    ours = {c.id for c in definition.contests_for_station(manifest["station_id"])}
+    allowed = {s.style_id for s in layouts.styles if {c.contest_id for c in s.contests} <= ours}
+    reading = read_sheet(image, layouts, expected_test_mode=args.test_mode, allowed_styles=allowed)
+    print(json.dumps(reading.to_obj(), ensure_ascii=False))
+    return 0

@@ -43,8 +43,10 @@ CREATE TABLE IF NOT EXISTS ballot_counters (
 
 -- A sheet the box was told to accept, not yet confirmed in the box.
 CREATE TABLE IF NOT EXISTS ballot_pending (
-    pending_id TEXT PRIMARY KEY,
-    record     TEXT NOT NULL
+    pending_id   TEXT PRIMARY KEY,
+    record       TEXT NOT NULL,
+    box_serial   TEXT NOT NULL,          -- with drops_before, tells after a power cut
+    drops_before INTEGER NOT NULL        -- whether the sheet fell (station/asu.py)
 ) WITHOUT ROWID;
 
 -- Sheets given back to the voter, by reason (counts only).
@@ -161,13 +163,18 @@ class BallotBox:
         return Decision(True, tuple(invalid), {"style": sheet.style_id, "contests": record})
 
     # --- the two-step count ----------------------------------------------------------------
-    def hold(self, record: dict[str, Any]) -> str:
-        """Durably note the sheet about to be accepted; returns its pending id."""
+    def hold(self, record: dict[str, Any], *, box_serial: str = "", drops_before: int = 0) -> str:
+        """Durably note the sheet about to be accepted; returns its pending id.
+
+        `box_serial` and `drops_before` (the box's lifetime drop counter before this
+        sheet) let the box driver tell after a power cut whether the sheet fell.
+        """
         pending_id = secrets.token_hex(8)
         with self._store.transaction() as tx:
             tx.execute(
-                "INSERT INTO ballot_pending (pending_id, record) VALUES (?, ?)",
-                (pending_id, canonical_json(record).decode()),
+                "INSERT INTO ballot_pending (pending_id, record, box_serial, drops_before) "
+                "VALUES (?, ?, ?, ?)",
+                (pending_id, canonical_json(record).decode(), box_serial, drops_before),
             )
         return pending_id
 
@@ -221,6 +228,11 @@ class BallotBox:
 
     def pending(self) -> list[str]:
         return [r["pending_id"] for r in self._store.query("SELECT pending_id FROM ballot_pending")]
+
+    def pending_drops(self) -> list[tuple[str, str, int]]:
+        """(pending id, box serial, drops before) of sheets accepted but not confirmed."""
+        rows = self._store.query("SELECT pending_id, box_serial, drops_before FROM ballot_pending")
+        return [(r["pending_id"], r["box_serial"], int(r["drops_before"])) for r in rows]
 
     # --- counts ----------------------------------------------------------------------------
     def sheets(self, batch: str | None = None) -> int:

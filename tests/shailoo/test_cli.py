@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.provisioned import FACES
+from tests.support.provisioned import FACES, Provisioned
 
 
 def shailoo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -105,3 +105,37 @@ def test_face_compare_contract_through_the_shailoo_command(tmp_path: Path) -> No
                       cwd=tmp_path)  # fmt: skip
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert json.loads(missing.stdout) == {"status": "no_face", "distance": None}
+
+
+def test_ballot_render_then_read_gives_the_marked_option(
+    provisioned: Provisioned, tmp_path: Path
+) -> None:
+    import json
+
+    import cv2
+
+    from election.ballot_layout import BallotLayouts
+
+    bundle = provisioned.bundle(provisioned.definition.stations[0].number)
+    layouts = BallotLayouts.model_validate_json((bundle / "ballots" / "layouts.json").read_bytes())
+    style = next(s for s in layouts.styles if s.style_id.startswith("parliament"))
+    out = shailoo("ballot", "render", "--bundle", str(bundle), "--style", style.style_id,
+                  "--out", str(tmp_path / "sheet"), cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "sheet.pdf").read_bytes().startswith(b"%PDF")
+    page = cv2.imread(str(tmp_path / "sheet.png"), cv2.IMREAD_GRAYSCALE)
+    box = style.contests[0].boxes[2]
+    r = box.rect
+    cv2.rectangle(page, (r.x + 6, r.y + 6), (r.x + r.w - 7, r.y + r.h - 7), 20, -1)
+    cv2.imwrite(str(tmp_path / "marked.png"), page)
+    read = shailoo("ballot", "read", "--bundle", str(bundle), str(tmp_path / "marked.png"),
+                   cwd=tmp_path)  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    result = json.loads(read.stdout)
+    assert result["status"] == "ok" and result["style_id"] == style.style_id
+    contest = result["contests"][0]
+    assert contest["status"] == "valid" and contest["option_id"] == box.option_id
+    assert all("fill" in b for b in contest["boxes"])
+    live = shailoo("ballot", "read", "--bundle", str(bundle), str(tmp_path / "marked.png"),
+                   "--test-mode", cwd=tmp_path)  # fmt: skip
+    assert json.loads(live.stdout)["status"] == "live_sheet_in_test"
