@@ -79,6 +79,22 @@ class Box(Frozen):
     rect: Rect
 
 
+class TextRun(Frozen):
+    """A line of printed text, placed by the layout so PNG and PDF print it identically.
+
+    (x, y) is the left end of the baseline (the centre of it when `align` is
+    "center").  The reader ignores text; it never prints inside a box or its
+    clear zone.
+    """
+
+    text: str = Field(min_length=1)
+    x: int
+    y: int
+    size: int = Field(ge=4, le=200)  # font size in px (em height)
+    bold: bool = False
+    align: Literal["left", "center"] = "left"
+
+
 class ContestLayout(Frozen):
     contest_id: Id
     boxes: tuple[Box, ...] = Field(min_length=1)
@@ -95,6 +111,8 @@ class BallotStyle(Frozen):
     style_number: int = Field(ge=0, le=399)  # encoded in the style marker
     contests: tuple[ContestLayout, ...] = Field(min_length=1)
     markers: tuple[Marker, ...] = Field(min_length=4)
+    texts: tuple[TextRun, ...] = ()  # what the renderer prints besides boxes and markers
+    rules: tuple[Rect, ...] = ()  # thin filled rectangles (separator lines)
 
     def contest(self, contest_id: str) -> ContestLayout:
         for c in self.contests:
@@ -112,6 +130,11 @@ class BallotLayouts(Frozen):
     page_w: int = Field(ge=1)
     page_h: int = Field(ge=1)
     aruco_dictionary: str = "DICT_6X6_1000"
+    # A box is printed as an outline `box_line_px` thick drawn inside its rect; nothing else is
+    # printed inside it or within `box_clear_px` around it, so the reader can measure ink there
+    # (a mark inside; a stroke straying out of a neighbouring box) without a blank template.
+    box_line_px: int = Field(default=3, ge=1, le=20)
+    box_clear_px: int = Field(default=8, ge=2, le=60)
     styles: tuple[BallotStyle, ...] = Field(min_length=1)
 
     def style(self, style_id: str) -> BallotStyle:

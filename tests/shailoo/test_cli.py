@@ -124,7 +124,7 @@ def test_ballot_render_then_read_gives_the_marked_option(
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "sheet.pdf").read_bytes().startswith(b"%PDF")
     page = cv2.imread(str(tmp_path / "sheet.png"), cv2.IMREAD_GRAYSCALE)
-    box = style.contests[0].boxes[2]
+    box = [b for b in style.contests[0].boxes if b.candidate_id is None][1]  # a party box
     r = box.rect
     cv2.rectangle(page, (r.x + 6, r.y + 6), (r.x + r.w - 7, r.y + r.h - 7), 20, -1)
     cv2.imwrite(str(tmp_path / "marked.png"), page)
