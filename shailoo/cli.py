@@ -9,6 +9,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from biometrics import cli as biometrics_cli
+    from firmware_sim import cli as firmware_sim_cli
     from provisioning import cli as provisioning_cli
     from shailoo import demo
     from station import cli as station_cli
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = ballot.add_subparsers(dest="ballot_command", required=True, metavar="ACTION")
     provisioning_cli.register_ballot(bsub)
     station_cli.register_ballot(bsub)
+    firmware_sim_cli.register_ballot(bsub)
     demo.register(sub)
     return parser
 
