@@ -296,53 +296,99 @@ def signature(truth: Any, sheet_truth: Any) -> str:
     return " + ".join(marks) or "no marks"
 
 
+_RANK = {"stray": 0, "faint": 1, "definite": 2}
+
+
+def condition(seg: Segment, scan: dict[str, Any] | None) -> str:
+    """The scanner and the defects of this scan that can put ink near a box."""
+    parts = [seg.defects]
+    if scan:
+        parts += [k for k in ("fold", "streak") if scan.get(k)]
+    return "+".join(parts)
+
+
 @dataclass
 class Margins:
     """Fill and stray by what is in the box, over every box read: where thresholds can go."""
 
+    settings: Any  # MarkSettings in force
     fills: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    blank_fill_max: float = 0.0
-    blank_stray_max: float = 0.0
-    untouched_marked_stray_max: float = 0.0
+    blank_fill: list[float] = field(default_factory=list)
+    blank_stray: list[float] = field(default_factory=list)
+    blank_top: list[tuple[float, float, str]] = field(default_factory=list)  # fill, stray, where
+    blank_faint: Counter[str] = field(default_factory=Counter)  # scan condition -> boxes
+    blank_strayed: Counter[str] = field(default_factory=Counter)
+    marked_stray: list[float] = field(default_factory=list)
     touched_stray: list[float] = field(default_factory=list)
 
-    def add(self, truth: Any, read: Any) -> None:
-        marked: dict[tuple[str, str | None], str] = {}
+    def add(self, truth: Any, read: Any, cond: str, where: str) -> None:
+        strongest: dict[tuple[str, str | None], Any] = {}
         touched: set[tuple[str, str | None]] = set()
         for m in truth.marks:
             mk = m.mark
             if mk.contest_id != read.contest_id:
                 continue
-            key = mk.key
-            self.fills[f"{mk.kind.value}/{mk.pen.value}"].append(_box_of(read, key).fill)
-            marked[key] = mk.kind.value
+            prev = strongest.get(mk.key)
+            if prev is None or _RANK[mk.strength.value] > _RANK[prev.strength.value]:
+                strongest[mk.key] = mk
             if m.touched:
                 touched.add(m.touched)
+        for key, mk in strongest.items():
+            self.fills[f"{mk.kind.value}/{mk.pen.value}"].append(_box_of(read, key).fill)
+        s = self.settings
         for b in read.boxes:
             key = (b.option_id, b.candidate_id)
             if key in touched:
-                if key not in marked:
+                if key not in strongest:
                     self.touched_stray.append(b.stray)
                 continue
-            if key not in marked:
-                self.blank_fill_max = max(self.blank_fill_max, b.fill)
-                self.blank_stray_max = max(self.blank_stray_max, b.stray)
-            elif marked[key] != "stray_touch":
-                self.untouched_marked_stray_max = max(self.untouched_marked_stray_max, b.stray)
+            if key not in strongest:
+                self.blank_fill.append(b.fill)
+                self.blank_stray.append(b.stray)
+                if b.fill >= s.marginal:
+                    self.blank_faint[cond] += 1
+                if b.stray >= s.stray_px:
+                    self.blank_strayed[cond] += 1
+                if b.fill >= s.marginal or b.stray >= s.stray_px:
+                    self.blank_top.append((b.fill, b.stray, f"{where} {b.option_id} [{cond}]"))
+            elif strongest[key].kind.value != "stray_touch":
+                self.marked_stray.append(b.stray)
 
     def report(self) -> list[str]:
-        lines = ["fill of the marked box, by mark kind / pen (min, p1, p50, max; count):"]
+        s = self.settings
+        lines = ["fill of the marked box, by its strongest mark's kind / pen:"]
+        lines.append(
+            f"  {'kind/pen':30s} {'min':>6s} {'p0.1':>6s} {'p1':>6s} {'p50':>6s} {'max':>6s}"
+        )
         for key in sorted(self.fills):
             v = np.array(self.fills[key])
             lines.append(
-                f"  {key:32s} {v.min():.3f} {np.percentile(v, 1):.3f} "
-                f"{np.median(v):.3f} {v.max():.3f}  ({len(v)})"
+                f"  {key:30s} {v.min():6.3f} {np.percentile(v, 0.1):6.3f} "
+                f"{np.percentile(v, 1):6.3f} {np.median(v):6.3f} {v.max():6.3f}  ({len(v):,})"
             )
-        lines.append(f"unmarked boxes: fill max {self.blank_fill_max:.3f}")
-        lines.append(
-            f"stray in unmarked, untouched boxes: max {self.blank_stray_max:.1f} px; "
-            f"in marked boxes (not stray_touch): max {self.untouched_marked_stray_max:.1f} px"
-        )
+        if self.blank_fill:
+            f, st = np.array(self.blank_fill), np.array(self.blank_stray)
+            lines.append(
+                f"unmarked boxes ({len(f):,}): fill p99.9 {np.percentile(f, 99.9):.4f} "
+                f"p99.99 {np.percentile(f, 99.99):.4f} max {f.max():.4f}; "
+                f"stray p99.9 {np.percentile(st, 99.9):.1f} p99.99 {np.percentile(st, 99.99):.1f}"
+                f" max {st.max():.1f} px"
+            )
+            lines.append(
+                f"  unmarked boxes with fill >= marginal {s.marginal}: "
+                f"{sum(self.blank_faint.values())} {dict(self.blank_faint.most_common())}"
+            )
+            lines.append(
+                f"  unmarked boxes with stray >= stray_px {s.stray_px:g}: "
+                f"{sum(self.blank_strayed.values())} {dict(self.blank_strayed.most_common())}"
+            )
+            for fill, stray, where in sorted(
+                self.blank_top, key=lambda x: -max(x[0] / s.marginal, x[1] / s.stray_px)
+            )[:5]:
+                lines.append(f"    fill {fill:.3f} stray {stray:.1f}: {where}")
+        if self.marked_stray:
+            m = np.array(self.marked_stray)
+            lines.append(f"stray around marked boxes (not stray_touch): max {m.max():.1f} px")
         if self.touched_stray:
             t = np.array(self.touched_stray)
             lines.append(
@@ -350,6 +396,12 @@ class Margins:
                 f" p1 {np.percentile(t, 1):.1f} p50 {np.median(t):.1f} px ({len(t)})"
             )
         return lines
+
+
+def _default_settings() -> Any:
+    from station.marks import MarkSettings
+
+    return MarkSettings()
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -374,7 +426,9 @@ class Tally:
     saved_returns: int = 0
     sweep: list[tuple[Any, Any]] = field(default_factory=list)  # (truth contest, reading)
     sweep_sheets: int = 0
-    margins: Margins = field(default_factory=Margins)
+    margins: Margins = field(default_factory=lambda: Margins(_default_settings()))
+    conditions: Counter[tuple[str, str]] = field(default_factory=Counter)  # kind, scan
+    cond_contests: Counter[str] = field(default_factory=Counter)  # scan -> contests read
 
 
 def _save(
@@ -474,13 +528,16 @@ def run(n: int, out_dir: Path) -> Tally:
                     tally.contest_matrix[(ct.status.value, "(sheet refused)")] += 1
                     continue
                 tally.contest_matrix[(ct.status.value, cr.status.value)] += 1
-                tally.margins.add(truth, cr)
+                cond = condition(seg, truth.scan)
+                tally.cond_contests[cond] += 1
+                tally.margins.add(truth, cr, cond, name)
                 category, kind = judge(ct, cr)
                 if not category:
                     continue
                 tally.categories[category] += 1
                 tally.kinds[(category, kind)] += 1
                 tally.signatures[(kind, signature(ct, truth))] += 1
+                tally.conditions[(kind, cond)] += 1
                 if len(tally.details[kind]) < 12:
                     tally.details[kind].append(f"{name}: {describe(ct, cr, truth)}")
                 if category in ERRORS or category in (MISSED_MARGINAL, CONTEST_UNREADABLE):
@@ -511,16 +568,22 @@ def run(n: int, out_dir: Path) -> Tally:
 def _scan_note(scan: dict[str, Any] | None) -> str:
     if not scan:
         return "none"
+
+    def r(v: Any) -> Any:
+        if isinstance(v, float):
+            return round(v, 2)
+        if isinstance(v, list | tuple):
+            return [r(x) for x in v]
+        return v
+
     keys = ("rotation_deg", "scale", "blur_sigma", "noise_sigma", "fold", "streak", "jpeg_quality")
-    return ", ".join(
-        f"{k}={round(scan[k], 2) if isinstance(scan[k], float) else scan[k]}" for k in keys
-    )
+    return ", ".join(f"{k}={r(scan[k])}" for k in keys)
 
 
 # --- the sweep ----------------------------------------------------------------------------
 
 DEFINITE = (0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12)
-MARGINAL = (0.004, 0.006, 0.008, 0.010, 0.012, 0.015, 0.020, 0.025)
+MARGINAL = (0.003, 0.004, 0.006, 0.008, 0.010, 0.012, 0.015, 0.020, 0.025)
 STRAY_PX = (2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 14.0)
 
 
@@ -626,6 +689,11 @@ def report(tally: Tally, out_dir: Path, rows: list[SweepRow]) -> None:
         sigs = [(s, c) for (k, s), c in tally.signatures.items() if k == kind]
         for sig, c in sorted(sigs, key=lambda x: -x[1])[:6]:
             print(f"          {c:5,}  {sig}")
+        conds = [(s, c) for (k, s), c in tally.conditions.items() if k == kind]
+        scans = ", ".join(
+            f"{s} {c}/{tally.cond_contests[s]:,}" for s, c in sorted(conds, key=lambda x: -x[1])
+        )
+        print(f"          scans: {scans}")
         for line in tally.details[kind][:4]:
             print(f"          e.g. {line}")
     for key in (
@@ -641,7 +709,8 @@ def report(tally: Tally, out_dir: Path, rows: list[SweepRow]) -> None:
     for line in tally.margins.report():
         print(f"  {line}")
     print(
-        f"\nmisread examples ({tally.saved}) and needless returns ({tally.saved_returns}): {out_dir}"
+        f"\nmisread examples ({tally.saved}) and needless returns "
+        f"({tally.saved_returns}, in returned/): {out_dir}"
     )
     from station.marks import MarkSettings
 
@@ -660,21 +729,23 @@ def report(tally: Tally, out_dir: Path, rows: list[SweepRow]) -> None:
         f"{len(rows)} settings: definite x marginal x stray_px"
     )
     print(
-        "  definite  marginal  stray_px  misread  marginal counted  wrong vote  returns  missed marginal"
+        "  definite  marginal  stray_px  misread  marginal counted  wrong vote  returns"
+        "  missed marginal"
     )
 
-    def line(r: SweepRow, tag: str = "") -> str:
+    def row_text(r: SweepRow, tag: str = "") -> str:
         c = r.counts
         return (
-            f"  {r.definite:8.3f}  {r.marginal:8.3f}  {r.stray_px:8.1f}  {c.get(DEFINITE_MISREAD, 0):7d}"
+            f"  {r.definite:8.3f}  {r.marginal:8.3f}  {r.stray_px:8.1f}"
+            f"  {c.get(DEFINITE_MISREAD, 0):7d}"
             f"  {c.get(MARGINAL_COUNTED, 0):16d}  {c.get(WRONG_VOTE, 0):10d}  {r.returns:7d}"
             f"  {c.get(MISSED_MARGINAL, 0):15d}{tag}"
         )
 
     for r in rows[:8]:
-        print(line(r))
+        print(row_text(r))
     if default is not None:
-        print(line(default, "   <- defaults"))
+        print(row_text(default, "   <- defaults"))
     safe = [r for r in rows if r.errors == 0]
     if safe:
         best_returns = min(r.returns for r in safe)
@@ -686,6 +757,16 @@ def report(tally: Tally, out_dir: Path, rows: list[SweepRow]) -> None:
             f"{min(r.marginal for r in tied)}..{max(r.marginal for r in tied)}, stray_px "
             f"{min(r.stray_px for r in tied)}..{max(r.stray_px for r in tied)}"
         )
+        strict = [r for r in safe if r.counts.get(MISSED_MARGINAL, 0) == 0]
+        if strict:
+            b = strict[0]
+            print(
+                f"  also 0 marginal read as blank: {len(strict)} settings; fewest returns "
+                f"{b.returns} at definite {b.definite}, marginal {b.marginal}, "
+                f"stray_px {b.stray_px:g}"
+            )
+        else:
+            print("  no setting of the grid also gives 0 marginal read as blank")
     else:
         print("  no setting of the grid gives 0 misread and 0 marginal counted")
 

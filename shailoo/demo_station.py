@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,7 @@ def run_station_day(out: Path, *, queue_extra: int = 12) -> DemoStation:
     print(f"\n-- {queue_extra} more voters through reader and camera")
     for i, v in enumerate(enrolled[2 : 2 + queue_extra]):
         genuine_voter(v, (11 + i // 2, (i % 2) * 30), quiet=True)
+    count_stack(app, out, clock)
     clock.now = clock.now.replace(hour=20, minute=0)
     runtime.close_polls(CHAIR_CODE)
     counts = runtime.screen()["counts"]
@@ -207,6 +209,108 @@ def run_station_day(out: Path, *, queue_extra: int = 12) -> DemoStation:
     )
     runtime.camera = None
     return DemoStation(runtime, sim)
+
+
+def count_stack(app: Appliance, out: Path, clock: _Clock, sheets: int = 40) -> None:
+    """The automatic ballot box counts a stack of marked, scanned sheets (with their truth)."""
+    from firmware_sim.asu import AsuSim
+    from firmware_sim.ballot_marks import ScanDefects, make_deck
+    from firmware_sim.cli import station_styles
+    from provisioning.ballots import render_png
+    from station.asu import AsuSettings
+    from station.scanning import Scanner
+
+    layouts, styles = station_styles(app.bundle.path)
+    deck = list(
+        make_deck(
+            layouts,
+            styles,
+            sheets,
+            seed=2026,
+            render=lambda sid: render_png(layouts, sid),
+            defects=ScanDefects.mild(),
+        )
+    )
+    print(
+        f"\n-- the ballot box (ASU) counts a stack of {len(deck)} marked sheets "
+        f"({', '.join(styles)}): people's ticks, crosses, fills, faint and stray marks, "
+        "scanned with skew, blur and noise"
+    )
+    clock.now = clock.now.replace(hour=19, minute=30)
+    started = time.perf_counter()
+    link = out / "station" / "ttyASU"
+    with AsuSim(link, serial_number="ASU-DEMO-1") as sim:
+        scanner = Scanner(app, link, settings=AsuSettings(status_poll=0.05))
+        scanner.start()
+        try:
+            import cv2
+
+            images = {}
+            for i, sheet in enumerate(deck):
+                ok, png = cv2.imencode(".png", sheet.image)
+                images[i] = png.tobytes()
+                sim.feed(images[i], i)
+            _wait(lambda: len(sim.dropped) + len(sim.returned) == len(deck), "stack", 120)
+            back = list(sim.returned)
+            returns = app.box.returns()
+            print(
+                f"   {len(sim.dropped)} sheets fell into the box; {len(back)} given back "
+                f"to the voter with the reason shown: {_nonzero(returns)}"
+            )
+            for i in back:  # each voter casts the returned sheet as it is
+                scanner.cast_as_is()
+                sim.feed(images[i], i)
+                _wait(partial(_fell, sim, i), "cast as is")
+            print(
+                f"   the voters cast those {len(back)} as they are: their flawed contests "
+                "count as invalid, never as a vote"
+            )
+        finally:
+            scanner.stop()
+    seconds = time.perf_counter() - started
+    verdicts: dict[str, int] = {}
+    for i, sheet in enumerate(deck):  # the same reader, sheet by sheet, against the truth
+        reading = {c.contest_id: c for c in scanner.read(images[i]).contests}
+        for t in sheet.truth.contests:
+            r = reading.get(t.contest_id)
+            verdict = _verdict(
+                t.status.value,
+                t.option_id,
+                r.status.value if r else "none",
+                r.option_id if r else None,
+            )
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+    for contest in app.box.contests:
+        got = app.box.tallies()[contest.id]
+        top = sorted(((v, k) for k, v in got.votes.items() if v), reverse=True)[:3]
+        print(
+            f"   {contest.id}: {got.ballots} ballots, {got.invalid} invalid "
+            f"{_nonzero(got.invalid_by_reason)}; most votes: "
+            f"{', '.join(f'{k} {v}' for v, k in top)}"
+        )
+    print(f"   each contest read against the sheets' truth: {_nonzero(verdicts)}")
+    problems = app.box.consistency_problems()
+    agree = "yes" if not problems else "; ".join(problems)
+    print(
+        f"   counters agree with the ballot records: {agree}; {len(deck)} sheets in "
+        f"{seconds:.1f} s through the serial line, reader and count"
+    )
+
+
+def _fell(sim: Any, truth: int) -> bool:
+    return truth in sim.dropped
+
+
+def _verdict(truth: str, truth_option: str | None, read: str, read_option: str | None) -> str:
+    if truth == read and truth_option == read_option:
+        return "agrees"
+    if truth == "valid" and read == "marginal":
+        return "valid sent back as marginal (voter may correct)"
+    if truth != "valid" and read == "valid":
+        return "ERROR: counted a vote the voter did not make clearly"
+    if truth == "valid" and read == "valid":
+        return "ERROR: another option read"
+    return f"{truth} read as {read}"
 
 
 def _card(v: dict[str, Any]) -> Card:
