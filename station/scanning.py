@@ -147,6 +147,17 @@ class Scanner:
         with self._lock:
             self.cast_as_is_next = True
 
+    def start_deferred_batch(self, chair_code: str) -> None:
+        """Ballots from a spare ordinary box (the ASU failed): counted and reported apart."""
+        if not self.appliance.chair_code_ok(chair_code):
+            raise PermissionError("the chair's code is wrong")
+        self.appliance.box.batch = "deferred"
+        self.appliance.log.record("deferred_batch_started", actor="chair")
+
+    def end_deferred_batch(self) -> None:
+        self.appliance.box.batch = "box"
+        self.appliance.log.record("deferred_batch_ended", actor="chair")
+
     def resolve_unknown(self, pending_id: str, *, fell: bool, chair_code: str) -> None:
         """The commission opened the box and saw whether the sheet fell."""
         if not self.appliance.chair_code_ok(chair_code):

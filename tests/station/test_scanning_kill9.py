@@ -131,3 +131,31 @@ def test_a_sheet_fed_normally_is_counted_with_its_mark(
     finally:
         scanner.stop()
         app.close()
+
+
+def test_a_deferred_batch_is_flagged_and_counted_apart(
+    kit: StationKit, sim: AsuSim, tmp_path: Path
+) -> None:
+    app = kit.start(tmp_path / "data", election_day(kit.p.definition.date, 8, 0))
+    app.open_polls("chair")
+    scanner = Scanner(app, sim.device_path, settings=FAST)
+    scanner.start()
+    try:
+        with pytest.raises(PermissionError):
+            scanner.start_deferred_batch("0000")
+        scanner.start_deferred_batch(CHAIR_CODE)
+        image, option = marked_sheet(kit, 3)
+        sim.feed(image, option)
+        wait(lambda: app.box.sheets("deferred") == 1)
+        scanner.end_deferred_batch()
+        image, option2 = marked_sheet(kit, 4)
+        sim.feed(image, option2)
+        wait(lambda: app.box.sheets() == 2)
+        contest = next(c for c in app.box.contests if c.kind.value == "party_list")
+        assert app.box.tallies("deferred")[contest.id].votes[option] == 1
+        assert app.box.tallies("box")[contest.id].votes[option2] == 1
+        names = [e["name"] for e in app.log.entries()]
+        assert "deferred_batch_started" in names and "deferred_batch_ended" in names
+    finally:
+        scanner.stop()
+        app.close()
