@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     from provisioning import cli as provisioning_cli
     from shailoo import demo
     from station import cli as station_cli
+    from station import qrread
 
     parser = argparse.ArgumentParser(
         prog="shailoo",
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     provisioning_cli.register(sub)
     station_cli.register(sub)
     biometrics_cli.register(sub)
+    qrread.register(sub)
     ballot = sub.add_parser("ballot", help="ballot sheets: render, read, test deck")
     bsub = ballot.add_subparsers(dest="ballot_command", required=True, metavar="ACTION")
     provisioning_cli.register_ballot(bsub)
