@@ -269,7 +269,13 @@ class Appliance:
         """The box's signed count: all zeros at opening, the final count at close."""
         body = self.box.report_body(phase=phase, mode=self.mode.value)
         if phase == "final":
-            body["problems"] = self.box.consistency_problems()
+            voted = reports.identification_counts(self.store)["voted"]
+            body["voters_identified"] = voted
+            body["problems"] = self.box.consistency_problems() + [
+                f"{t.contest_id}: {t.ballots} ballots counted but {voted} voters identified"
+                for t in self.box.tallies().values()
+                if t.ballots > voted
+            ]
         env = self.signer.sign(reports.ASU_REPORT, body)
         self.log.record("report_signed", kind=reports.ASU_REPORT, phase=phase, seq=env.seq)
         return env

@@ -165,7 +165,9 @@ def test_deferred_batch_is_counted_and_reported_apart(app: Appliance, clock: Fak
     clock.set(20)
     app.close_polls("chair", CHAIR_CODE)
     final = next(m for m in reversed(app.signer.messages()) if m.kind == "asu_report")
-    assert final.body["phase"] == "final" and final.body["problems"] == []
+    assert final.body["phase"] == "final" and final.body["voters_identified"] == 0
+    cid_problem = f"{cid}: 2 ballots counted but 0 voters identified"
+    assert final.body["problems"] == [cid_problem]  # shown, never hidden
     assert (final.body["sheets"], final.body["deferred_sheets"]) == (2, 1)
     deferred = next(t for t in final.body["deferred_tallies"] if t["contest_id"] == cid)
     assert deferred["votes"][parties[1]] == 1 and deferred["votes"][parties[0]] == 0
