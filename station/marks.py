@@ -1,5 +1,8 @@
 """Reading the marks on a scanned ballot sheet (pure computation: image in, reading out).
 
+0. Take dark scanner streaks out (`_destreak`): dirt on the glass darkens a
+   few columns over the whole scan; such a column down the style or election
+   marker would hide it.
 1. Find the ArUco markers (on a downscaled copy: fast, and the markers are big).
    The four corner markers say live or test sheet, the election marker which
    election, the style marker which ballot style.
@@ -14,9 +17,15 @@
      0 for a blank box, about 1 for a box filled in with a black pen;
    - `stray`: ink, in layout pixels, in the clear zone just outside the box,
      where nothing is printed: a stroke from a neighbouring box's mark, or a
-     mark put beside the box instead of in it.
+     mark put beside the box instead of in it.  Boxes over `stray_px` are
+     measured again with fold and streak lines taken out
+     (`_stray_without_lines`).
+   - `faint`: for boxes with a little ink but not definite, the pixels of
+     stroke ink in the interior with no ink floor, fold and streak lines
+     taken out (`_faint`): a light stroke that the floor erases from `fill`.
 4. Classify each contest (see `_classify`) with two thresholds, `definite`
-   and `marginal`, that are settings.  Nothing marginal is called valid.
+   and `marginal`, that are settings, and `faint_px`.  Nothing marginal is
+   called valid.
 """
 
 from __future__ import annotations
@@ -65,17 +74,24 @@ class MarkSettings:
     faint mark that needs a decision.  `stray_px` is ink (in layout pixels, one
     pixel = 0.127 mm at 200 dpi) in a box's clear zone above which the contest
     is marginal.  `ink_floor` is the share of print darkness treated as paper.
+    `faint_px` is stroke ink (layout pixels darker than the box's own paper by
+    5% of print black, lines removed) above which a box that is not definite
+    holds a faint mark, whatever its fill: a pen dot leaves under 60, the
+    lightest stroke about 190.
     """
 
     definite: float = 0.07
     marginal: float = 0.012
     stray_px: float = 6.0
     ink_floor: float = 0.15
+    faint_px: float = 100.0
     max_marker_error_px: float = 6.0  # markers disagreeing more than this: folded or torn
 
     def __post_init__(self) -> None:
         if not 0 < self.marginal < self.definite <= 1:
             raise ValueError("need 0 < marginal < definite <= 1")
+        if self.faint_px <= 0:
+            raise ValueError("need faint_px > 0")
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ class BoxReading:
     candidate_id: str | None
     fill: float
     stray: float
+    faint: float = 0.0  # pixels of faint stroke ink in the interior, lines removed
 
     def to_obj(self) -> dict[str, Any]:
         out: dict[str, Any] = {"option_id": self.option_id}
@@ -91,6 +108,7 @@ class BoxReading:
             out["candidate_id"] = self.candidate_id
         out["fill"] = round(self.fill, 4)
         out["stray"] = round(self.stray, 1)
+        out["faint"] = round(self.faint, 1)
         return out
 
 
@@ -206,6 +224,7 @@ class _Geometry:
     box_corners: np.ndarray  # (n*4, 1, 2) box outer corners in page coordinates
     interior_area: np.ndarray
     ring_area: np.ndarray
+    groups: tuple[tuple[np.ndarray, int, int], ...]  # box indices of one interior size, h, w
 
 
 _GEOMETRY: dict[tuple[int, str], tuple[BallotLayouts, _Geometry]] = {}
@@ -248,6 +267,10 @@ def _geometry(layouts: BallotLayouts, style: BallotStyle) -> _Geometry:
         .astype(np.float64)
         - 0.5
     )
+    sizes = (interior[:, 3] - interior[:, 1]) * 10000 + (interior[:, 2] - interior[:, 0])
+    groups = tuple(
+        (np.flatnonzero(sizes == v), int(v // 10000), int(v % 10000)) for v in np.unique(sizes)
+    )
     geo = _Geometry(
         roi=(x0, y0, x1 - x0, y1 - y0),
         interior=interior,
@@ -256,6 +279,7 @@ def _geometry(layouts: BallotLayouts, style: BallotStyle) -> _Geometry:
         box_corners=corners,
         interior_area=np.maximum(area(interior), 1.0),
         ring_area=area(outer) - area(inner),
+        groups=groups,
     )
     if len(_GEOMETRY) > 64:
         _GEOMETRY.clear()
@@ -284,6 +308,32 @@ def _gray(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     return image
+
+
+_STREAK_RATIO = 0.85  # a column whose brightest pixel is this much darker than its neighbours'
+
+
+def _destreak(gray: np.ndarray) -> np.ndarray:
+    """The scan with dark scanner streaks taken out.
+
+    Dirt on the scanner glass darkens a few pixel columns of the scan over its
+    whole length, paper and print alike.  Each column's brightest pixel is its
+    paper (or the scanner bed) somewhere along the sheet; a column much darker
+    there than the median of its 21 neighbours is a streak, and it and its
+    blurred edges are brightened back by that ratio.  Nothing printed or
+    marked spans the sheet's height, so no real column is touched.
+    """
+    top = gray.max(axis=0)
+    ref = cv2.medianBlur(np.ascontiguousarray(top[None, :]), 21)[0].astype(np.float32)
+    ratio = top.astype(np.float32) / np.maximum(ref, 1.0)
+    core = ratio < _STREAK_RATIO
+    if not core.any():
+        return gray
+    near = np.convolve(core.astype(np.float32), np.ones(5, np.float32), "same") > 0
+    cols = np.flatnonzero(near & (ratio < 0.98))
+    out = gray.copy()
+    out[:, cols] = np.clip(gray[:, cols] / ratio[cols], 0, 255).astype(np.uint8)
+    return out
 
 
 def _homography(
@@ -331,7 +381,7 @@ def read_sheet(
     the election); `expected_test_mode` is True while the box runs a test deck.
     """
     settings = settings or MarkSettings()
-    gray = _gray(image)
+    gray = _destreak(_gray(image))
     found = _detect(gray)
     ids = tuple(sorted(found))
     test = _corner_set(found)
@@ -423,6 +473,16 @@ def _measure(
     ii = cv2.integral(cv2.LUT(roi, lut))
     fills = _sums(ii, geo.interior) / (255.0 * geo.interior_area)
     strays = (_sums(ii, geo.outer) - _sums(ii, geo.inner)) / 255.0
+    need = (fills >= _FAINT_CANDIDATE) & (fills < settings.definite)
+    recheck = np.flatnonzero(strays >= settings.stray_px)
+    faints = np.zeros_like(fills)
+    if need.any() or len(recheck):
+        # darkness with no ink floor, for the second looks
+        raw = np.round(np.clip((white - v) / span, 0, 1) * 255).astype(np.uint8)
+        plain = cv2.LUT(roi, raw)
+        faints = _faint(plain, geo, need)
+        for i in recheck:
+            strays[i] = _stray_without_lines(plain, geo, int(i), settings.ink_floor)
     # A box that does not lie wholly on the scanned image cannot be read.
     back = cv2.perspectiveTransform(geo.box_corners, np.linalg.inv(h)).reshape(-1, 4, 2)
     gh, gw = gray.shape
@@ -437,7 +497,13 @@ def _measure(
     for c in style.contests:
         n = len(c.boxes)
         boxes = tuple(
-            BoxReading(b.option_id, b.candidate_id, float(fills[k + j]), float(strays[k + j]))
+            BoxReading(
+                b.option_id,
+                b.candidate_id,
+                float(fills[k + j]),
+                float(strays[k + j]),
+                float(faints[k + j]),
+            )
             for j, b in enumerate(c.boxes)
         )
         if not inside[k : k + n].all():
@@ -457,12 +523,87 @@ def _measure(
     return tuple(out)
 
 
+# Boxes measured for faint ink: some ink over the floor (a blank box: under 0.0002, a
+# blank box crossed by a fold or streak: up to about 0.02; the lightest stroke 0.002),
+# not definite (a definite box needs no second look).
+_FAINT_CANDIDATE = 0.0005
+_FAINT_LEVEL = 0.05  # darkness above the box's own paper (share of print black) that is ink
+
+
+def _stray_without_lines(dark: np.ndarray, geo: _Geometry, i: int, floor: float) -> float:
+    """Stray ink of box `i` again, with fold and streak lines taken out first.
+
+    Only boxes over `stray_px` are measured again.  A crease or a streak runs
+    far beyond the box, so it crosses the clear zone on both sides: each row
+    of the patch around the box is lightened by the lesser of its darkness in
+    the left and in the right clear zone (each side's darkest of +-2 rows, for
+    a line's slant), then each column by the lesser of the top and bottom
+    zones.  A stroke that comes in from one side is dark on that side only
+    and stays.  The rest is measured as `stray` is (same floor, same ring).
+    """
+    x0, y0, x1, y1 = (int(v) for v in geo.outer[i])
+    ix0, iy0, ix1, iy1 = (int(v) - o for v, o in zip(geo.inner[i], (x0, y0, x0, y0), strict=True))
+    p = dark[y0:y1, x0:x1].astype(np.float32)
+    if min(ix0, iy0, p.shape[1] - ix1, p.shape[0] - iy1) < 1:
+        return float(np.clip((p / 255.0 - floor) / (1 - floor), 0, 1).sum())
+    grow = np.ones((5, 1), np.uint8)
+
+    def side(a: np.ndarray) -> np.ndarray:
+        return cv2.dilate(np.median(a, axis=1).astype(np.float32)[:, None], grow)[:, 0]
+
+    p -= np.minimum(side(p[:, :ix0]), side(p[:, ix1:]))[:, None]
+    pt = np.ascontiguousarray(p.T)
+    p -= np.minimum(side(pt[:, :iy0]), side(pt[:, iy1:]))[None, :]
+    ink = np.clip((p / 255.0 - floor) / (1 - floor), 0, 1)
+    return float(ink.sum()) - float(ink[iy0:iy1, ix0:ix1].sum())
+
+
+def _faint(dark: np.ndarray, geo: _Geometry, need: np.ndarray) -> np.ndarray:
+    """Per box: pixels of stroke ink in its interior, page-long lines removed.
+
+    `dark` is darkness without any ink floor (0 paper .. 255 print black).  In
+    each interior, each row's median and then each column's median are taken
+    away: a fold or a scanner streak darkens whole rows or columns of the box
+    (it runs far beyond it), a stroke only a few pixels of each row and
+    column.  What is left is smoothed 3x3 (sensor noise) and the pixels above
+    `_FAINT_LEVEL` are counted.
+    """
+    out = np.zeros(len(geo.interior), dtype=np.float64)
+    win = np.lib.stride_tricks.sliding_window_view
+    level = _FAINT_LEVEL * 255
+    for group, h, w in geo.groups:
+        idx = group[need[group]]
+        if h < 5 or w < 5 or not len(idx):
+            continue
+        r = geo.interior[idx]
+        p = win(dark, (h, w))[r[:, 1], r[:, 0]].astype(np.float32)
+        p -= np.median(p, axis=2, keepdims=True)
+        p -= np.median(p, axis=1, keepdims=True)
+        sm = (
+            p[:, :-2, :-2]
+            + p[:, :-2, 1:-1]
+            + p[:, :-2, 2:]
+            + p[:, 1:-1, :-2]
+            + p[:, 1:-1, 1:-1]
+            + p[:, 1:-1, 2:]
+            + p[:, 2:, :-2]
+            + p[:, 2:, 1:-1]
+            + p[:, 2:, 2:]
+        ) / 9.0
+        out[idx] = (sm > level).sum(axis=(1, 2))
+    return out
+
+
 def _classify(contest_id: str, boxes: tuple[BoxReading, ...], s: MarkSettings) -> ContestReading:
     """The contest's status from its boxes.
 
     - overvote: two or more definite choices (party-level boxes on a party list);
-    - marginal: otherwise, any box with a faint fill (between the thresholds) or
-      with stray ink in its clear zone while it is not itself marked, or a
+    - marginal: otherwise, any box that is not definite with a faint fill (at
+      least `marginal`) or a faint stroke (`faint` at least `faint_px`), beside
+      a definite mark or not; any box with stray ink in its clear zone while
+      it is not itself definite, and any candidate (preference) box with stray
+      ink even when definite (a stroke that crossed its border from outside,
+      such as a party tick running on into it, is not a preference); or a
       candidate preference marked with no party marked;
     - valid: exactly one definite choice; blank: none.
     Open list: the party vote stands alone; its preference counts only when
@@ -478,9 +619,11 @@ def _classify(contest_id: str, boxes: tuple[BoxReading, ...], s: MarkSettings) -
     prefs = [b for b in boxes if b.candidate_id is not None]
     marked = [b for b in choices if definite(b)]
     reasons: list[str] = []
-    if any(s.marginal <= b.fill < s.definite for b in boxes):
+    if any(not definite(b) and (b.fill >= s.marginal or b.faint >= s.faint_px) for b in boxes):
         reasons.append("faint_mark")
-    if any(b.stray >= s.stray_px and not definite(b) for b in boxes):
+    if any(
+        b.stray >= s.stray_px and (not definite(b) or b.candidate_id is not None) for b in boxes
+    ):
         reasons.append("stray_ink")
     marked_prefs = [b for b in prefs if definite(b)]
     if len(marked) >= 2:

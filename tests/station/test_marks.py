@@ -257,6 +257,66 @@ def test_a_sloppy_cross_that_stays_clear_of_its_neighbours_is_valid(
     assert (c.status, c.option_id) == (ContestStatus.VALID, opt)
 
 
+def test_a_faint_stroke_beside_a_definite_mark_is_marginal(
+    layouts: BallotLayouts, blank_sheets: dict[str, np.ndarray]
+) -> None:
+    # The voter touched one box lightly, then voted in another: a stroke at a quarter of
+    # the pen's darkness, which the ink floor all but erases from the mean fill.
+    opts = smd_options(layouts)
+    img = blank_sheets[SMD].copy()
+    cross(img, box(layouts, SMD, opts[0]))
+    tick(img, box(layouts, SMD, opts[2]), v=200, t=3)
+    c = read(layouts, scan(img, blur=1.0, noise=6)).contests[0]
+    light = next(b for b in c.boxes if b.option_id == opts[2])
+    assert light.fill < MarkSettings().marginal  # the mean fill alone would call it blank
+    assert light.faint >= MarkSettings().faint_px
+    assert c.status is ContestStatus.MARGINAL and "faint_mark" in c.reasons
+    # a pen dot is not a faint stroke: the vote stands
+    img = blank_sheets[SMD].copy()
+    cross(img, box(layouts, SMD, opts[0]))
+    dot(img, box(layouts, SMD, opts[2]), rad=2)
+    c = read(layouts, scan(img, blur=1.0, noise=6)).contests[0]
+    assert (c.status, c.option_id) == (ContestStatus.VALID, opts[0])
+
+
+def test_a_stroke_overshooting_into_a_preference_box_is_not_a_preference(
+    layouts: BallotLayouts, blank_sheets: dict[str, np.ndarray]
+) -> None:
+    # A marker tick on the party box runs on deep into its first candidate's box: that box
+    # reads as definitely marked, but its ink comes across the border from outside.
+    img = blank_sheets[LIST].copy()
+    boxes = layouts.style(LIST).contests[0].boxes
+    party = boxes[0]
+    first = next(b for b in boxes if b.option_id == party.option_id and b.candidate_id)
+    cross(img, party.rect, t=7)
+    stroke_into(img, party.rect, first.rect, reach=first.rect.w // 2, t=7)
+    c = read(layouts, scan(img, blur=1.0, noise=6)).contests[0]
+    touched = next(b for b in c.boxes if b.candidate_id == first.candidate_id)
+    assert touched.fill >= MarkSettings().definite
+    assert c.status is ContestStatus.MARGINAL and "stray_ink" in c.reasons
+    assert c.candidate_id is None
+
+
+@pytest.mark.parametrize("role", ["style", "election"])
+def test_a_scanner_streak_down_a_marker_still_reads(
+    layouts: BallotLayouts, blank_sheets: dict[str, np.ndarray], role: str
+) -> None:
+    # Dirt on the scanner glass: a 4 px column 45% darker over the whole scan, straight
+    # down the middle of the style (or election) marker.
+    opt = smd_options(layouts)[1]
+    img = blank_sheets[SMD].copy()
+    cross(img, box(layouts, SMD, opt))
+    out = scan(img)
+    m = next(m for m in layouts.style(SMD).markers if m.role == role)
+    x = 70 + m.rect.x + m.rect.w // 2 - 2
+    out[:, x : x + 4] = (out[:, x : x + 4] * 0.55).astype(np.uint8)
+    out = scan(out, blur=1.0, noise=5)[70:-70, 70:-70]
+    reading = read(layouts, out)
+    assert reading.status is SheetStatus.OK, reading.reason
+    c = reading.contests[0]
+    assert (c.status, c.option_id) == (ContestStatus.VALID, opt)
+
+
 # --- scanner defects ------------------------------------------------------------------------
 
 DEFECTS = {
@@ -433,7 +493,7 @@ def test_thresholds_are_settings(
 ) -> None:
     img = blank_sheets[SMD].copy()
     tick(img, box(layouts, SMD, smd_options(layouts)[0]), v=185, t=3)
-    strict = MarkSettings(definite=0.5, marginal=0.3)
+    strict = MarkSettings(definite=0.5, marginal=0.3, faint_px=10_000)
     assert read(layouts, img, settings=strict).contests[0].status is ContestStatus.BLANK
     with pytest.raises(ValueError):
         MarkSettings(definite=0.01, marginal=0.02)
