@@ -117,7 +117,11 @@ def run_station_day(out: Path, *, queue_extra: int = 12) -> DemoStation:
     )
     clock.now = clock.now.replace(hour=8, minute=0)
     runtime.open_polls()
-    print("08:00 polls open: first identification report signed, every counter 0")
+    zero = _print(app, out, "asu_report", "asu-zero-report")
+    print(
+        "08:00 polls open: the box's zero report (every counter 0) and the first "
+        f"identification report signed; zero report printed to {zero}"
+    )
 
     decision_ms: list[float] = []
 
@@ -182,6 +186,10 @@ def run_station_day(out: Path, *, queue_extra: int = 12) -> DemoStation:
     runtime.close_polls(CHAIR_CODE)
     counts = runtime.screen()["counts"]
     final = app.signer.messages("identification_report")[-1]
+    printed = [
+        _print(app, out, "asu_report", "asu-final-report"),
+        _print(app, out, "identification_report", "identification-final-report"),
+    ]
     print(
         f"\n20:00 polls closed: final identification report signed (message {final.seq}, "
         f"hash {final.hash[:16]}...)"
@@ -201,6 +209,10 @@ def run_station_day(out: Path, *, queue_extra: int = 12) -> DemoStation:
     log_path = out / "station" / "event-log-nist-1500-101.json"
     log_path.write_text(json.dumps(runtime.export_nist(), ensure_ascii=False, indent=1))
     (out / "station" / "participation.csv").write_text(runtime.participation_csv())
+    print(
+        f"   printed with their QR codes: {', '.join(str(p) for p in printed)} "
+        "(check one with `shailoo verify-qr PNG --root cec/root-cert.pem`)"
+    )
     broken = app.log.first_break()
     chain = "intact" if broken is None else f"BROKEN at {broken}"
     print(
@@ -311,6 +323,18 @@ def _verdict(truth: str, truth_option: str | None, read: str, read_option: str |
     if truth == "valid" and read == "valid":
         return "ERROR: another option read"
     return f"{truth} read as {read}"
+
+
+def _print(app: Appliance, out: Path, kind: str, name: str) -> Path:
+    """The latest signed report of this kind as an A4 PDF and PNG pages with QR codes."""
+    from station.printing import render_report_pdf, render_report_png
+
+    env = app.signer.messages(kind)[-1]
+    cert = app.bundle.file(B.SIGNING_CERT_FILE).read_bytes()
+    pdf = out / "station" / f"{name}.pdf"
+    render_report_pdf(env, cert, app.definition, layout="a4", out=pdf)
+    render_report_png(env, cert, app.definition, layout="a4", out=pdf.with_suffix(".png"))
+    return pdf
 
 
 def _card(v: dict[str, Any]) -> Card:
