@@ -29,13 +29,10 @@ from __future__ import annotations
 import enum
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
-
-import serial
 
 from devices.asu import (
     ASU_MAX_PAYLOAD,
@@ -62,7 +59,8 @@ from devices.asu import (
     encode_message,
     image_crc32,
 )
-from devices.framing import Frame, FrameFault, FrameParser
+from devices.framing import Frame
+from station.serial_link import LinkFaultKind, SerialLink
 
 __all__ = [
     "AsuConnected",
@@ -296,13 +294,6 @@ _SENSOR_ADVICE: dict[Sensor, tuple[SensorKind, str]] = {
     Sensor.PAPER_IN_PATH: ("paper_in_path", "a sheet was left in the box's path"),
 }
 
-_FRAME_FAULT_KIND: dict[str, TransferFaultKind] = {
-    "crc": "crc",
-    "garbage": "garbage",
-    "length": "garbage",
-    "truncated": "truncated",
-}
-
 
 @dataclass
 class _Transfer:
@@ -328,7 +319,7 @@ class _Return:
     recovery: bool  # True: check the sensors afterwards
 
 
-class AsuDriver:
+class AsuDriver(SerialLink[AsuSettings]):
     """Drives the ballot box at `path`; `decide` and `on_event` run on the driver's thread.
 
     `pending` is an unresolved PendingDrop the station found in its store at
@@ -348,16 +339,18 @@ class AsuDriver:
         pending: PendingDrop | None = None,
         feeding: bool = False,
     ) -> None:
-        self.path = str(path)
-        self.settings = settings or AsuSettings()
+        super().__init__(
+            path,
+            settings or AsuSettings(),
+            max_payload=ASU_MAX_PAYLOAD,
+            name="asu",
+            thread_name="asu-driver",
+            log=log,
+            clock=clock,
+            sleep=sleep,
+        )
         self._decide = decide
         self._on_event = on_event
-        self._clock = clock
-        self._stop = threading.Event()
-        self._sleep = sleep or (lambda seconds: self._stop.wait(seconds) and None)
-        self._parser = FrameParser(ASU_MAX_PAYLOAD)
-        self._port: serial.Serial | None = None
-        self._thread: threading.Thread | None = None
         self._commands: queue.Queue[Callable[[], None]] = queue.Queue()
         self._state = AsuState.DISCONNECTED
         self._deadline: float | None = None
@@ -372,24 +365,6 @@ class AsuDriver:
         self._no_status_reported = False
         self._status_asked = False  # a STATUS_REQUEST is unanswered
         self._absent_reported = False  # AsuDisconnected already said for this absence
-
-    # --- lifecycle -----------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the driver's thread; the first open attempt happens there."""
-        if self._thread is not None:
-            raise RuntimeError("driver already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="asu-driver", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread and close the port; safe to call twice."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._close()
 
     @property
     def state(self) -> AsuState:
@@ -415,42 +390,12 @@ class AsuDriver:
         if self._state in (AsuState.IDLE, AsuState.DISABLED):
             self._ready()
 
-    # --- the thread ------------------------------------------------------------------
+    # --- link hooks (the driver's thread) ----------------------------------------------
 
-    def _run(self) -> None:
-        delay = self.settings.reconnect_initial
-        last_rx = self._clock()
-        while not self._stop.is_set():
-            try:
-                if self._port is None:
-                    if self._open():
-                        delay = self.settings.reconnect_initial
-                        last_rx = self._clock()
-                    else:
-                        self._sleep(delay)
-                        delay = min(
-                            delay * self.settings.reconnect_factor, self.settings.reconnect_max
-                        )
-                    continue
-                self._run_commands()
-                data = self._read()
-                if data is None:
-                    continue
-                now = self._clock()
-                if data:
-                    last_rx = now
-                    self._consume(self._parser.feed(data))
-                elif self._parser.buffered and now - last_rx >= self.settings.frame_timeout:
-                    self._consume(self._parser.flush())
-                if self._deadline is not None and self._clock() >= self._deadline:
-                    self._deadline = None
-                    self._on_timeout()
-            except Exception:  # the driver must outlive any bug below it
-                log.exception("asu: unexpected error in the driver loop")
-                self._lost("driver error; reconnecting")
-                self._sleep(delay)
+    # A handler may lose the connection; the rest of that read is not acted on.
+    _drop_frames_when_closed = True
 
-    def _run_commands(self) -> None:
+    def _before_read(self) -> None:
         while True:
             try:
                 cmd = self._commands.get_nowait()
@@ -458,45 +403,36 @@ class AsuDriver:
                 return
             cmd()
 
-    def _open(self) -> bool:
-        try:
-            port = serial.Serial(
-                self.path,
-                baudrate=self.settings.baudrate,
-                timeout=self.settings.read_timeout,
-                write_timeout=self.settings.write_timeout,
-            )
-        except (serial.SerialException, OSError, ValueError) as e:
-            log.debug("asu: cannot open %s: %s", self.path, e)
-            if not self._absent_reported:
-                self._absent_reported = True
-                self._emit(AsuDisconnected(f"ballot box not found at {self.path}: plug it in"))
-            return False
-        self._port = port
-        self._absent_reported = False
-        self._parser.reset()
-        self._announced = False
-        log.info("asu: opened %s", self.path)
-        self._check_sensors()
-        return True
+    def _on_open_failed(self) -> None:
+        if not self._absent_reported:
+            self._absent_reported = True
+            self._emit(AsuDisconnected(f"ballot box not found at {self.path}: plug it in"))
 
-    def _read(self) -> bytes | None:
-        """Bytes read (b"" on timeout), or None when the device went away."""
-        port = self._port
-        assert port is not None
-        try:
-            return bytes(port.read(port.in_waiting or 1))
-        except (serial.SerialException, OSError, TypeError) as e:
-            # pyserial raises TypeError from in_waiting's ioctl on a closed fd.
-            log.warning("asu: %s lost: %s", self.path, e)
-            self._lost(f"ballot box at {self.path} stopped responding: check its cable and power")
-            return None
+    def _on_connected(self) -> None:
+        self._absent_reported = False
+        self._announced = False
+        self._check_sensors()
+
+    def _on_disconnected(self) -> None:
+        # _drop_connection() is idempotent: the link has already run it.
+        self._lost(f"ballot box at {self.path} stopped responding: check its cable and power")
+
+    def _on_loop_error(self) -> None:
+        self._lost("driver error; reconnecting")
+
+    def _on_closed(self) -> None:
+        self._deadline = None
+
+    def _on_fault(self, kind: LinkFaultKind, detail: str) -> None:
+        self._emit(TransferFault(kind, detail))
+
+    def _tick(self, now: float) -> None:
+        if self._deadline is not None and self._clock() >= self._deadline:
+            self._deadline = None
+            self._on_timeout()
 
     def _lost(self, detail: str) -> None:
-        self._close()
-        if self._parser.buffered:
-            self._emit(TransferFault("truncated", "a partial frame was lost with the connection"))
-        self._parser.reset()
+        self._drop_connection()
         if self._transfer is not None:
             self._transfer = None
             self._interrupt = self._interrupt or REASON_CONNECTION_LOST
@@ -505,26 +441,9 @@ class AsuDriver:
         self._absent_reported = True
         self._emit(AsuDisconnected(detail))
 
-    def _close(self) -> None:
-        port, self._port = self._port, None
-        self._deadline = None
-        if port is not None:
-            try:
-                port.close()
-            except (serial.SerialException, OSError) as e:
-                log.debug("asu: close failed: %s", e)
-
     def _send(self, msg: AsuMessage) -> bool:
-        port = self._port
-        if port is None:
-            return False
-        try:
-            port.write(encode_message(msg).encode())
-            return True
-        except (serial.SerialException, OSError) as e:
-            # The next read notices the loss and reconnects; the check afterwards resolves it.
-            log.warning("asu: write to %s failed: %s", self.path, e)
-            return False
+        # A failed write: the next read notices the loss; the check afterwards resolves it.
+        return self._write(encode_message(msg).encode())
 
     def _enter(self, state: AsuState, timeout: float | None = None) -> None:
         self._deadline = None if timeout is None else self._clock() + timeout
@@ -541,21 +460,12 @@ class AsuDriver:
 
     # --- frames in -------------------------------------------------------------------
 
-    def _consume(self, items: list[Frame | FrameFault]) -> None:
-        for item in items:
-            if self._port is None:
-                return  # the connection went away while handling an earlier frame
-            if isinstance(item, FrameFault):
-                log.warning("asu: %s fault: %s", item.kind, item.detail)
-                self._emit(TransferFault(_FRAME_FAULT_KIND[item.kind], item.detail))
-                continue
-            msg = decode_message(item)
-            if isinstance(msg, PayloadError):
-                detail = f"message type {msg.msg_type:#04x}: {msg.reason}: {msg.detail}"
-                log.warning("asu: bad payload: %s", detail)
-                self._emit(TransferFault("bad_payload", detail))
-                continue
-            self._dispatch(msg)
+    def _on_frame(self, frame: Frame) -> None:
+        msg = decode_message(frame)
+        if isinstance(msg, PayloadError):
+            self._bad_payload(msg.msg_type, msg.reason, msg.detail)
+            return
+        self._dispatch(msg)
 
     def _dispatch(self, msg: AsuMessage) -> None:
         match msg:

@@ -11,13 +11,10 @@ docs/protocol-combo-reader.md (codec in `devices/`).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
-
-import serial
 
 from devices.combo_reader import (
     COMBO_MAX_PAYLOAD,
@@ -37,8 +34,9 @@ from devices.combo_reader import (
     decode_message,
     encode_message,
 )
-from devices.framing import Frame, FrameFault, FrameParser
+from devices.framing import Frame
 from election.pin import mask_pin
+from station.serial_link import LinkFaultKind, SerialLink
 
 __all__ = [
     "CardError",
@@ -118,15 +116,7 @@ class DriverSettings:
     max_payload: int = COMBO_MAX_PAYLOAD
 
 
-_FRAME_FAULT_KIND: dict[str, FaultKind] = {
-    "crc": "crc",
-    "garbage": "garbage",
-    "length": "garbage",  # an impossible length is a false start byte in noise
-    "truncated": "truncated",
-}
-
-
-class ComboReaderDriver:
+class ComboReaderDriver(SerialLink[DriverSettings]):
     """Reads the combo reader at `path` and calls `on_event` (from the driver's thread).
 
     `sleep` (default: an interruptible wait) and `clock` (default time.monotonic)
@@ -143,36 +133,20 @@ class ComboReaderDriver:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        self.path = str(path)
-        self.settings = settings or DriverSettings()
+        settings = settings or DriverSettings()
+        super().__init__(
+            path,
+            settings,
+            max_payload=settings.max_payload,
+            name="combo reader",
+            thread_name="combo-reader-driver",
+            log=log,
+            clock=clock,
+            sleep=sleep,
+        )
         self._on_event = on_event
-        self._clock = clock
-        self._stop = threading.Event()
-        self._sleep = sleep or (lambda seconds: self._stop.wait(seconds) and None)
-        self._parser = FrameParser(self.settings.max_payload)
-        self._port: serial.Serial | None = None
-        self._write_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._state: StatusState | None = None
         self._status_deadline: float | None = None
-
-    # --- lifecycle -------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the reading thread; the first open attempt happens there."""
-        if self._thread is not None:
-            raise RuntimeError("driver already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="combo-reader-driver", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread and close the port; safe to call twice."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._close()
 
     @property
     def connected(self) -> bool:
@@ -193,118 +167,43 @@ class ComboReaderDriver:
         return self._send(IndicateMsg(led, beep))
 
     def _send(self, msg: ComboMessage) -> bool:
-        data = encode_message(msg).encode()
-        with self._write_lock:
-            port = self._port
-            if port is None:
-                return False
-            try:
-                port.write(data)
-                return True
-            except (serial.SerialException, OSError) as e:
-                # The reading thread notices the loss on its next read and reconnects.
-                log.warning("combo reader: write to %s failed: %s", self.path, e)
-                return False
+        return self._write(encode_message(msg).encode())
 
-    # --- the thread ------------------------------------------------------
+    # --- link hooks (the driver's thread) --------------------------------
 
-    def _run(self) -> None:
-        delay = self.settings.reconnect_initial
-        last_rx = self._clock()
-        while not self._stop.is_set():
-            try:
-                if self._port is None:
-                    if self._open():
-                        delay = self.settings.reconnect_initial
-                        last_rx = self._clock()
-                    else:
-                        self._sleep(delay)
-                        delay = min(
-                            delay * self.settings.reconnect_factor, self.settings.reconnect_max
-                        )
-                    continue
-                data = self._read()
-                if data is None:
-                    continue
-                now = self._clock()
-                if data:
-                    last_rx = now
-                    self._consume(self._parser.feed(data))
-                elif self._parser.buffered and now - last_rx >= self.settings.frame_timeout:
-                    self._consume(self._parser.flush())
-                if self._status_deadline is not None and now >= self._status_deadline:
-                    self._status_deadline = None
-                    self._set_state(
-                        "fault",
-                        "reader does not answer status requests: check the cable, "
-                        "then unplug and plug the reader back in",
-                    )
-            except Exception:  # the driver must outlive any bug below it
-                log.exception("combo reader: unexpected error in the driver loop")
-                self._close()
-                self._sleep(delay)
+    def _on_open_failed(self) -> None:
+        if self._state != "disconnected":
+            self._set_state("disconnected", f"reader not found at {self.path}: plug it in")
 
-    def _open(self) -> bool:
-        try:
-            port = serial.Serial(
-                self.path,
-                baudrate=self.settings.baudrate,
-                timeout=self.settings.read_timeout,
-                write_timeout=self.settings.write_timeout,
-            )
-        except (serial.SerialException, OSError, ValueError) as e:
-            log.debug("combo reader: cannot open %s: %s", self.path, e)
-            if self._state != "disconnected":
-                self._set_state("disconnected", f"reader not found at {self.path}: plug it in")
-            return False
-        with self._write_lock:
-            self._port = port
-        self._parser.reset()
-        log.info("combo reader: opened %s", self.path)
+    def _on_connected(self) -> None:
         self._status_deadline = self._clock() + self.settings.status_timeout
         self.request_status()
-        return True
 
-    def _read(self) -> bytes | None:
-        """Bytes read (b"" on timeout), or None when the device went away."""
-        port = self._port
-        assert port is not None
-        try:
-            return bytes(port.read(port.in_waiting or 1))
-        except (serial.SerialException, OSError, TypeError) as e:
-            # pyserial raises TypeError from in_waiting's ioctl on a closed fd.
-            log.warning("combo reader: %s lost: %s", self.path, e)
-            self._close()
-            if self._parser.buffered:
-                self._emit(ReaderFault("truncated", "a partial frame was lost with the connection"))
-            self._parser.reset()
-            self._emit(ReaderFault("disconnected", f"reader at {self.path} stopped responding"))
-            self._set_state("disconnected", "reader disconnected: check its cable")
-            return None
+    def _on_disconnected(self) -> None:
+        self._emit(ReaderFault("disconnected", f"reader at {self.path} stopped responding"))
+        self._set_state("disconnected", "reader disconnected: check its cable")
 
-    def _close(self) -> None:
-        with self._write_lock:
-            port, self._port = self._port, None
+    def _on_closed(self) -> None:
         self._status_deadline = None
-        if port is not None:
-            try:
-                port.close()
-            except (serial.SerialException, OSError) as e:
-                log.debug("combo reader: close failed: %s", e)
 
-    def _consume(self, items: list[Frame | FrameFault]) -> None:
-        for item in items:
-            if isinstance(item, FrameFault):
-                log.warning("combo reader: %s fault: %s", item.kind, item.detail)
-                self._emit(ReaderFault(_FRAME_FAULT_KIND[item.kind], item.detail))
-                continue
-            msg = decode_message(item)
-            if isinstance(msg, PayloadError):
-                detail = f"message type {msg.msg_type:#04x}: {msg.reason}: {msg.detail}"
-                log.warning("combo reader: bad payload: %s", detail)
-                self._emit(ReaderFault("bad_payload", detail))
-                continue
-            self._dispatch(msg)
+    def _on_fault(self, kind: LinkFaultKind, detail: str) -> None:
+        self._emit(ReaderFault(kind, detail))
+
+    def _tick(self, now: float) -> None:
+        if self._status_deadline is not None and now >= self._status_deadline:
+            self._status_deadline = None
+            self._set_state(
+                "fault",
+                "reader does not answer status requests: check the cable, "
+                "then unplug and plug the reader back in",
+            )
+
+    def _on_frame(self, frame: Frame) -> None:
+        msg = decode_message(frame)
+        if isinstance(msg, PayloadError):
+            self._bad_payload(msg.msg_type, msg.reason, msg.detail)
+            return
+        self._dispatch(msg)
 
     def _dispatch(self, msg: ComboMessage) -> None:
         match msg:
