@@ -19,11 +19,6 @@ from tests.support.provisioned import Provisioned
 from tests.support.station import CHAIR_CODE, StationKit
 
 
-@pytest.fixture(scope="module")
-def kit(provisioned: Provisioned) -> StationKit:
-    return StationKit(provisioned, provisioned.definition.stations[0].number)
-
-
 @pytest.fixture
 def clock(provisioned: Provisioned) -> FakeClock:
     return election_day(provisioned.definition.date, 7, 30)

@@ -16,11 +16,6 @@ from tests.support.provisioned import Provisioned
 from tests.support.station import CHAIR_CODE, StationKit
 
 
-@pytest.fixture(scope="module")
-def kit(provisioned: Provisioned) -> StationKit:
-    return StationKit(provisioned, provisioned.definition.stations[0].number)
-
-
 @pytest.fixture
 def clock(provisioned: Provisioned) -> FakeClock:
     return election_day(provisioned.definition.date, 7, 30)
@@ -106,11 +101,12 @@ def test_marginal_mark_accepted_by_setting_is_invalid_never_a_vote(
     kit: StationKit, clock: FakeClock, tmp_path: Path
 ) -> None:
     from station.appliance import Settings
+    from station.facecheck import FaceCheck
 
     policy = dict(CountSettings().policy, **{Condition.MARGINAL: Action.ACCEPT_AS_INVALID})
     app = Appliance.start(
         tmp_path / "d", kit.bundle, root_cert=kit.p.root.cert, passphrase=kit.passphrase,
-        matcher=lambda f, t: None,  # type: ignore[arg-type,return-value]
+        matcher=FaceCheck().check,
         clock=clock, chair_code=CHAIR_CODE, index_dir=kit.p.index_dir,
         settings=Settings(count=CountSettings(policy=policy)),
     )  # fmt: skip

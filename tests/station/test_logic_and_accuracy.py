@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,14 +16,7 @@ from tests.station.scanning_child import FAST
 from tests.support.clock import election_day
 from tests.support.provisioned import REPO, Provisioned
 from tests.support.station import CHAIR_CODE, StationKit
-
-
-def wait(pred: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
+from tests.support.wait import wait_until as wait
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ from station.printing import qr_texts, render_report_pdf, render_report_png
 from station.qrread import main_verify_qr, read_qr_texts
 from station.state import Mode
 from tests.support.clock import FakeClock, election_day
-from tests.support.provisioned import Provisioned
 from tests.support.station import CHAIR_CODE, StationKit
-
-
-@pytest.fixture(scope="module")
-def kit(provisioned: Provisioned) -> StationKit:
-    return StationKit(provisioned, provisioned.definition.stations[0].number)
 
 
 @pytest.fixture(scope="module")

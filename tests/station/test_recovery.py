@@ -41,11 +41,6 @@ def kill_after_marking(kit: StationKit, data: Path, voter_index: int = 0) -> str
     return voter.pin
 
 
-@pytest.fixture(scope="module")
-def kit(provisioned: Provisioned) -> StationKit:
-    return StationKit(provisioned, provisioned.definition.stations[0].number)
-
-
 def test_voter_marked_before_kill_is_shown_to_the_commission_after_restart(
     kit: StationKit, tmp_path: Path
 ) -> None:

@@ -95,11 +95,6 @@ def _no_leaks() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
-def kit(provisioned: Provisioned) -> StationKit:
-    return StationKit(provisioned, provisioned.definition.stations[0].number)
-
-
 @pytest.fixture
 def clock(provisioned: Provisioned) -> FakeClock:
     return election_day(provisioned.definition.date, 7, 45)

@@ -6,8 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -20,13 +19,9 @@ from provisioning.ballots import render_png
 from station.scanning import Scanner
 from tests.station.scanning_child import FAST
 from tests.support.clock import election_day
-from tests.support.provisioned import REPO, Provisioned
+from tests.support.provisioned import REPO
 from tests.support.station import CHAIR_CODE, StationKit
-
-
-@pytest.fixture(scope="module")
-def kit(provisioned: Provisioned) -> StationKit:
-    return StationKit(provisioned, provisioned.definition.stations[0].number)
+from tests.support.wait import wait_until as wait
 
 
 def marked_sheet(kit: StationKit, option_index: int) -> tuple[bytes, str]:
@@ -44,14 +39,6 @@ def marked_sheet(kit: StationKit, option_index: int) -> tuple[bytes, str]:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(page))
     assert ok
     return buf.tobytes(), box.option_id
-
-
-def wait(pred: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -34,7 +34,6 @@ from station.uplink import Backoff, Uplink, ack_topic
 from tests.deploy.test_mosquitto_acl import PASS, Creds, start_shailoo_broker, tls_creds
 from tests.support.broker import Broker
 from tests.support.clock import FakeClock, election_day
-from tests.support.provisioned import Provisioned
 from tests.support.station import CHAIR_CODE, StationKit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,11 +147,6 @@ def no_leaked_threads() -> Iterator[None]:
         timeout=5,
         what="uplink, modem and receiver threads to end",
     )
-
-
-@pytest.fixture(scope="module")
-def kit(provisioned: Provisioned) -> StationKit:
-    return StationKit(provisioned, provisioned.definition.stations[0].number)
 
 
 @pytest.fixture
