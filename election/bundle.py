@@ -24,6 +24,7 @@ ROLL_FILE = "roll.jsonl"
 TEMPLATES_FILE = "templates.npy"
 TEMPLATES_META_FILE = "templates.json"
 ROOT_CERT_FILE = "cec-root.pem"
+CENTRAL_CERT_FILE = "cec-central.pem"  # signs the CEC's acknowledgements (not the root)
 SIGNING_KEY_FILE = "device/signing-key.pem"
 SIGNING_CERT_FILE = "device/signing-cert.pem"
 TLS_KEY_FILE = "device/tls-key.pem"

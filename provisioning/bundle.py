@@ -6,6 +6,7 @@ number then PIN, and the distinct face templates.  Output:
     OUT/national-index/index.bin, manifest.json   one signed file for the country
     OUT/bundles/<station number>/...               one directory per station
     OUT/secrets/device-passphrases.csv             delivered sealed, apart from bundles
+    OUT/central/...                                 the CEC server's kit (provisioning.central_kit)
     OUT/build-summary.json
 
 Stations are built in a process pool (both cores); each worker reads its own
@@ -37,6 +38,7 @@ from election.canonical import canonical_json
 from election.definition import ElectionDefinition
 from election.pin_index import HEADER, index_bytes, pin_key
 from provisioning.ballots import layouts_for
+from provisioning.central_kit import issue_central_identity, write_central_kit
 from provisioning.keyceremony import RootCA, issue_device
 
 Progress = Callable[[int, int], None]
@@ -121,6 +123,7 @@ def build_bundles(
     secrets_dir = out_dir / "secrets"
     secrets_dir.mkdir(mode=0o700)
     layouts = layouts_for(definition)
+    central = issue_central_identity(root, definition, now=now)
     job = _Job(
         definition_bytes=definition.canonical_bytes(),
         layouts_bytes=canonical_json(layouts.model_dump(mode="json")),
@@ -128,6 +131,7 @@ def build_bundles(
         templates_dir=roll_dir,
         root_key_raw=root.key.private_bytes_raw(),
         root_cert_pem=certs.cert_to_pem(root.cert),
+        central_cert_pem=certs.cert_to_pem(central.signing_cert),
         index_secret=index_secret,
         index_ref=index_ref,
         broker=broker,
@@ -135,15 +139,18 @@ def build_bundles(
         out_dir=out_dir / "bundles",
     )
     rows: list[tuple[str, str, str]] = []
+    devices: list[tuple[str, str, bytes]] = []
     done = 0
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(job,)) as ex:
-        for station_number, device_id, passphrase in ex.map(_build_one, slices, chunksize=8):
-            rows.append((str(station_number), device_id, passphrase))
+        for built in ex.map(_build_one, slices, chunksize=8):
+            rows.append((str(built.station_number), built.device_id, built.passphrase))
+            devices.append((built.station_id, built.device_id, built.signing_cert_pem))
             done += 1
             if progress:
                 progress(done, len(slices))
     _write_passphrases(secrets_dir / "device-passphrases.csv", rows)
     timings["bundles"] = time.perf_counter() - t0
+    write_central_kit(out_dir, definition, root, central, devices, broker=broker)
 
     summary = BuildSummary(
         stations=len(slices),
@@ -244,6 +251,7 @@ class _Job:
     templates_dir: Path
     root_key_raw: bytes
     root_cert_pem: bytes
+    central_cert_pem: bytes
     index_secret: bytes
     index_ref: B.IndexRef
     broker: B.BrokerSettings
@@ -268,7 +276,16 @@ def _init_worker(job: _Job) -> None:
     )
 
 
-def _build_one(s: _Slice) -> tuple[int, str, str]:
+@dataclass(frozen=True)
+class _Built:
+    station_id: str
+    station_number: int
+    device_id: str
+    passphrase: str
+    signing_cert_pem: bytes
+
+
+def _build_one(s: _Slice) -> _Built:
     job: _Job = _W["job"]  # type: ignore[assignment]
     definition: ElectionDefinition = _W["definition"]  # type: ignore[assignment]
     root: RootCA = _W["root"]  # type: ignore[assignment]
@@ -300,6 +317,7 @@ def _build_one(s: _Slice) -> tuple[int, str, str]:
         B.TEMPLATES_FILE: _npy_bytes(station_templates),
         B.TEMPLATES_META_FILE: canonical_json({"hashes": wanted}),
         B.ROOT_CERT_FILE: job.root_cert_pem,
+        B.CENTRAL_CERT_FILE: job.central_cert_pem,
         B.SIGNING_KEY_FILE: creds.signing_key_pem,
         B.SIGNING_CERT_FILE: certs.cert_to_pem(creds.signing_cert),
         B.TLS_KEY_FILE: creds.tls_key_pem,
@@ -339,7 +357,13 @@ def _build_one(s: _Slice) -> tuple[int, str, str]:
         if name.startswith("device/"):
             os.chmod(path, 0o600)
     os.replace(tmp, final)
-    return s.station_number, creds.device_id, creds.passphrase
+    return _Built(
+        s.station_id,
+        s.station_number,
+        creds.device_id,
+        creds.passphrase,
+        files[B.SIGNING_CERT_FILE],
+    )
 
 
 def _voters(roll: bytes) -> Iterator[dict[str, str]]:

@@ -39,8 +39,19 @@ class ApplianceError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Health:
+    """What the heartbeat says about the box itself (None where the hardware cannot tell)."""
+
+    battery_percent: int | None = None
+    on_mains: bool | None = None
+    signal_dbm: int | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     turnout_every_minutes: int = 60
+    heartbeat_every_minutes: int = 10
+    log_digest_every_minutes: int = 60
     count: CountSettings = field(default_factory=CountSettings)
 
 
@@ -193,7 +204,9 @@ class Appliance:
             self.store.set_meta("closed_at", self._utc())
             self.log.record("polls_closed", actor=actor)
             self._asu_report("final")
-            return self._report(reports.IDENTIFICATION_REPORT, phase="final")
+            final = self._report(reports.IDENTIFICATION_REPORT, phase="final")
+            self.log_digest()  # the log as it stood at close, committed to with the reports
+            return final
 
     def enter_test_mode(self, actor: str) -> None:
         """Logic-and-accuracy testing before the election: only in setup."""
@@ -237,11 +250,64 @@ class Appliance:
         """Whether the next snapshot is due (every `turnout_every_minutes` while open)."""
         if self.state is not State.OPEN:
             return False
-        last = self.signer.messages(reports.TURNOUT)
-        if not last:
-            return True
-        age = self.clock() - last[-1].when
-        return age >= dt.timedelta(minutes=self.settings.turnout_every_minutes)
+        return self._due(reports.TURNOUT, self.settings.turnout_every_minutes)
+
+    def heartbeat(self, health: Health, *, outbox_pending: int) -> Envelope:
+        """Signed status: state, power, signal, what waits to be sent; counts only."""
+        from station.printing import software_version
+
+        seq, head = self.log.head()
+        counts = reports.identification_counts(self.store)
+        body = {
+            "state": self.state.value,
+            "mode": self.mode.value,
+            "battery_percent": health.battery_percent,
+            "on_mains": health.on_mains,
+            "signal_dbm": health.signal_dbm,
+            "outbox_pending": outbox_pending,
+            "voted": counts["voted"],
+            "sheets": self.box.sheets(),
+            "software": software_version(),
+            "log_head": {"seq": seq, "hash": head},
+        }
+        with self.store.transaction():
+            return self.signer.sign(reports.HEARTBEAT, body)
+
+    def heartbeat_due(self) -> bool:
+        return self._due(reports.HEARTBEAT, self.settings.heartbeat_every_minutes)
+
+    def log_digest(self) -> Envelope:
+        """Signed head of the event log: the CEC can later check an exported log against it.
+
+        The entries themselves stay on the device (they name operators and times);
+        the digest commits to them, hash-chained, without revealing them.
+        """
+        with self.store.transaction():
+            last = self.signer.messages(reports.LOG_DIGEST)
+            after = int(last[-1].body["to_seq"]) if last else 0
+            upto, head = self.log.head()
+            body = {
+                "from_seq": after + 1,
+                "to_seq": upto,
+                "count": upto - after,
+                "head_hash": head,
+                "by_severity": self.log.severities(after, upto),
+                "mode": self.mode.value,
+            }
+            return self.signer.sign(reports.LOG_DIGEST, body)
+
+    def log_digest_due(self) -> bool:
+        if self.log.head()[0] == self._last_digest_upto():
+            return False
+        return self._due(reports.LOG_DIGEST, self.settings.log_digest_every_minutes)
+
+    def _last_digest_upto(self) -> int:
+        last = self.signer.last(reports.LOG_DIGEST)
+        return int(last.body["to_seq"]) if last else 0
+
+    def _due(self, kind: str, minutes: int) -> bool:
+        last = self.signer.last(kind)
+        return last is None or self.clock() - last.when >= dt.timedelta(minutes=minutes)
 
     def _transition(self, t: Transition, actor: str) -> State:
         try:

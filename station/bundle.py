@@ -47,6 +47,10 @@ class VerifiedBundle:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def central_cert(self) -> x509.Certificate:
+        """The CEC server's ack-signing certificate (checked against the root at verification)."""
+        return certs.cert_from_pem(self.file(B.CENTRAL_CERT_FILE).read_bytes())
+
     def layouts(self) -> BallotLayouts:
         """Every ballot style of the election (checked against the election at verification)."""
         return BallotLayouts.model_validate_json(self.file(B.LAYOUTS_FILE).read_bytes())
@@ -140,6 +144,15 @@ def verify_bundle(
             manifest.election_hash,
         ):
             raise BundleError(f"{name} is bound to another station, device or election")
+    central = certs.cert_from_pem((bundle_dir / B.CENTRAL_CERT_FILE).read_bytes())
+    try:
+        ident = certs.verify_device_certificate(central, root_cert, at=at, purpose="signing")
+    except certs.CertificateError as e:
+        raise BundleError(f"{B.CENTRAL_CERT_FILE}: {e}") from e
+    if (ident.station_id, ident.election_hash) != (envelope.CEC_STATION, manifest.election_hash):
+        raise BundleError(
+            f"{B.CENTRAL_CERT_FILE} is not the CEC server's certificate for this election"
+        )
 
     index_dir = index_dir or default_index_dir(bundle_dir)
     key = (str(index_dir.resolve()), manifest.national_index.manifest_sha256)

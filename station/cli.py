@@ -49,6 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument(
         "--turnout-minutes", type=int, default=60, help="sign a turnout snapshot this often"
     )
+    r.add_argument(
+        "--broker",
+        default=None,
+        metavar="HOST:PORT",
+        help="send to this MQTT broker instead of the bundle's (e.g. through the modem)",
+    )
+    r.add_argument(
+        "--offline",
+        action="store_true",
+        help="no uplink: reports wait in the outbox",
+    )
     r.set_defaults(func=cmd_run)
 
     from biometrics import cli as biometrics_cli
@@ -122,6 +133,15 @@ def _secret(path: Path | None, env: str, what: str) -> str | None:
     return os.environ.get(env)
 
 
+def _host_port(value: str | None) -> tuple[str | None, int | None]:
+    if value is None:
+        return None, None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SystemExit(f"error: --broker wants HOST:PORT, e.g. 127.0.0.1:8883, not {value!r}")
+    return host, int(port)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """`shailoo station run`: exit 2 with one line for anything that stops the start."""
     try:
@@ -141,10 +161,12 @@ def _run(args: argparse.Namespace) -> int:
     from station.bundle import BundleError
     from station.camera import Camera, CameraError
     from station.facecheck import FaceCheck
+    from station.power import read_health
     from station.runtime import StationRuntime
     from station.state import Mode, State, TransitionError
     from station.store import StoreError
     from station.ui.app import serve
+    from station.uplink import Uplink, UplinkError
 
     try:
         root = certs.cert_from_pem(args.root.read_bytes())
@@ -194,7 +216,23 @@ def _run(args: argparse.Namespace) -> int:
                 camera = Camera(args.camera)
             except CameraError as e:
                 raise SystemExit(f"error: {e}") from e
-        runtime = StationRuntime(app, reader_path=args.reader, camera=camera, clock=clock)
+        uplink = None
+        if not args.offline:
+            host, port = _host_port(args.broker)
+            try:
+                uplink = Uplink.from_bundle(
+                    app.store, app.bundle, passphrase, clock=clock, host=host, port=port
+                )
+            except UplinkError as e:
+                raise SystemExit(f"error: {e}") from e
+        runtime = StationRuntime(
+            app,
+            reader_path=args.reader,
+            camera=camera,
+            clock=clock,
+            uplink=uplink,
+            health=read_health,
+        )
         runtime.start()
         try:
             return asyncio.run(serve(runtime, args.port))

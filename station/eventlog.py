@@ -59,6 +59,20 @@ class EventLog:
             )
         return int(seq)
 
+    def head(self) -> tuple[int, str]:
+        """The last entry's sequence and chained hash (0 and the genesis hash when empty)."""
+        row = self._store.one("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        return (0, GENESIS) if row is None else (int(row["seq"]), str(row["hash"]))
+
+    def severities(self, after: int, upto: int) -> dict[str, int]:
+        """How many entries of each severity lie in (after, upto]."""
+        rows = self._store.query(
+            "SELECT severity, COUNT(*) AS n FROM events WHERE seq > ? AND seq <= ? "
+            "GROUP BY severity ORDER BY severity",
+            (after, upto),
+        )
+        return {r["severity"]: int(r["n"]) for r in rows}
+
     def entries(self, since: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM events WHERE seq > ? ORDER BY seq"
         if limit is not None:

@@ -35,7 +35,7 @@ from crypto.envelope import Envelope
 from crypto.qrchain import parse_part, split_envelope
 from election.definition import ElectionDefinition
 from station import reports
-from station.texts import TEXTS
+from station.texts import TEXTS, say
 
 Layout = Literal["a4", "thermal80"]
 __all__ = [
@@ -64,58 +64,17 @@ _PACKAGES = (
     "shailoo",
 )
 
-# Report words that station/texts.py does not have yet (the lead may move them there).
-_L: dict[str, tuple[str, str]] = {
-    "identification_report": (
-        "Шайлоочуларды идентификациялоо боюнча отчёт",
-        "Отчёт об идентификации избирателей",
-    ),
-    "asu_report": (
-        "Автоматтык эсептөөчү урнанын (АСУ) отчёту",
-        "Отчёт автоматически считывающей урны (АСУ)",
-    ),
-    "phase_first": ("Биринчи (ачылганда)", "Первый (при открытии)"),
-    "phase_zero": ("Нөлдүк (ачылганда)", "Нулевой (при открытии)"),
-    "phase_final": ("Жыйынтыктоочу (жабылганда)", "Итоговый (при закрытии)"),
-    "phase": ("Отчёттун түрү", "Вид отчёта"),
-    "address": ("Дареги", "Адрес"),
-    "signed_at": ("Кол коюлган убакыт", "Время подписи"),
-    "as_of": ("Абал боюнча", "По состоянию на"),
-    "device": ("Түзмөк", "Устройство"),
-    "seq": ("Билдирүүнүн номери", "Номер сообщения"),
-    "software": ("Программанын версиясы", "Версия программы"),
-    "software_hash": ("Программанын хэши (SHA-256)", "Хэш программы (SHA-256)"),
-    "report_hash": ("Отчёттун хэши (SHA-256)", "Хэш отчёта (SHA-256)"),
-    "cancelled": ("Жокко чыгарылган", "Отменено"),
-    "mobile_list": ("Көчмө урнанын тизмесинде", "В списке переносного ящика"),
-    "by_hour": ("Саат боюнча добуш бергендер", "Проголосовали по часам"),
-    "sheets": ("Эсептелген барактар", "Подсчитано листов"),
-    "deferred_sheets": ("Кийин эсептелген барактар", "Подсчитано позже (отдельно)"),
-    "returned": ("Шайлоочуга кайтарылган барактар", "Возвращено избирателю листов"),
-    "ballots": ("Бюллетендер", "Бюллетеней"),
-    "invalid": ("Жараксыз бюллетендер", "Недействительных бюллетеней"),
-    "invalid_overvote": ("Бирден ашык белги", "Более одной отметки"),
-    "invalid_blank": ("Белги жок", "Нет отметки"),
-    "invalid_marginal": ("Белги так эмес", "Неясная отметка"),
-    "invalid_unreadable": ("Окулбай калды", "Не прочитан"),
-    "preferences": ("Талапкерлерге артыкчылык", "Преференции кандидатам"),
-    "deferred": ("Кийин эсептелген барактар боюнча", "По отдельно подсчитанным листам"),
-    "qr_title": (
-        "QR-коддор: кол коюлган отчёт жана түзмөктүн сертификаты",
-        "QR-коды: подписанный отчёт и сертификат устройства",
-    ),
-    "qr_hint": (
-        "Текшерүү: shailoo verify-qr <сүрөт> --root <БШК сертификаты>",
-        "Проверка: shailoo verify-qr <фото> --root <сертификат ЦИК>",
-    ),
-    "qr_cert": ("сертификат", "сертификат"),
-}
-
 
 def _t(key: str) -> tuple[str, str]:
-    if key in TEXTS:
-        return TEXTS[key]["ky"], TEXTS[key]["ru"]
-    return _L.get(key, (key, key))
+    """A label from station/texts.py, Kyrgyz then Russian.
+
+    A code from the signed body that texts.py has no words for (a new reason,
+    phase or report kind) is printed as the code itself rather than lost.
+    """
+    if key not in TEXTS:
+        code = key.removeprefix("report_")
+        return code, code
+    return say(key, "ky"), say(key, "ru")
 
 
 # --- software identity ------------------------------------------------------------------
@@ -339,14 +298,14 @@ def _identification_rows(f: _Flow, body: dict[str, Any]) -> set[str]:
     for reason, n in body["admitted_by_document_by_reason"].items():
         f.row(_t(f"reason_{reason}"), n, indent=1)
     f.row(_t("count_mobile"), body["mobile_box"])
-    f.row(_t("mobile_list"), body["mobile_list"])
+    f.row(_t("report_mobile_list"), body["mobile_list"])
     f.row(_t("count_pending"), body["awaiting_confirmation"])
-    f.row(_t("cancelled"), body["cancelled"])
+    f.row(_t("report_cancelled"), body["cancelled"])
     f.row(_t("count_refused"), sum(body["refused"].values()))
     for reason, n in body["refused"].items():
         f.row(_t(f"refused_{reason}"), n, indent=1)
     f.gap()
-    f.para(" / ".join(_t("by_hour")), bold=True)
+    f.para(" / ".join(_t("report_by_hour")), bold=True)
     for hour, n in body["by_hour"].items():
         f.row((f"{hour}:00–{hour}:59", ""), n, indent=1)
     return {
@@ -369,27 +328,27 @@ def _tally_rows(f: _Flow, tallies: list[dict[str, Any]], definition: ElectionDef
         contest = definition.contest(t["contest_id"])
         f.gap()
         f.para(f"{contest.name.ky} / {contest.name.ru}", bold=True)
-        f.row(_t("ballots"), t["ballots"], bold=True)
+        f.row(_t("report_ballots"), t["ballots"], bold=True)
         for option in contest.options:
             f.row((option.name.ky, option.name.ru), t["votes"].get(option.id, 0))
             for c in option.candidates:
                 if c.id in t.get("preferences", {}):
                     f.row((c.name.ky, c.name.ru), t["preferences"][c.id], indent=1)
-        f.row(_t("invalid"), t["invalid"], bold=True)
+        f.row(_t("report_invalid"), t["invalid"], bold=True)
         for reason, n in t.get("invalid_by_reason", {}).items():
-            f.row(_t(f"invalid_{reason}"), n, indent=1)
+            f.row(_t(f"report_invalid_{reason}"), n, indent=1)
 
 
 def _asu_rows(f: _Flow, body: dict[str, Any], definition: ElectionDefinition) -> set[str]:
-    f.row(_t("sheets"), body["sheets"], bold=True)
-    f.row(_t("deferred_sheets"), body["deferred_sheets"])
-    f.row(_t("returned"), sum(body["returned"].values()))
+    f.row(_t("report_sheets"), body["sheets"], bold=True)
+    f.row(_t("report_deferred_sheets"), body["deferred_sheets"])
+    f.row(_t("report_returned"), sum(body["returned"].values()))
     for reason, n in body["returned"].items():
-        f.row(_t(f"invalid_{reason}"), n, indent=1)
+        f.row(_t(f"report_invalid_{reason}"), n, indent=1)
     _tally_rows(f, body["tallies"], definition)
     if body["deferred_sheets"]:
         f.gap()
-        f.para(" / ".join(_t("deferred")), bold=True)
+        f.para(" / ".join(_t("report_deferred")), bold=True)
         _tally_rows(f, body["deferred_tallies"], definition)
     return {"sheets", "deferred_sheets", "returned", "tallies", "deferred_tallies"}
 
@@ -411,22 +370,22 @@ def _layout(
     f.para(definition.name.ky, bold=True)
     f.para(definition.name.ru)
     f.gap()
-    f.para(" / ".join(_t(envelope.kind)), size=style.title, bold=True)
+    f.para(" / ".join(_t(f"report_{envelope.kind}")), size=style.title, bold=True)
     f.para(
-        f"{_t('station_label')[0].format(number=station.number)}  ({station.id})",
+        f"{say('station_label', 'ky', number=station.number)}  ({station.id})",
         size=style.title,
         bold=True,
     )
     f.para(f"{station.name.ky} / {station.name.ru}")
-    f.para(f"{_t('address')[0]}: {station.address.ky}")
-    f.para(f"{_t('address')[1]}: {station.address.ru}")
+    f.para(f"{say('report_address', 'ky')}: {station.address.ky}")
+    f.para(f"{say('report_address', 'ru')}: {station.address.ru}")
     f.gap()
     phase = body.get("phase")
     if phase:
-        f.row(_t("phase"), " / ".join(_t(f"phase_{phase}")))
-    f.row(_t("signed_at"), _local(envelope.time, tz))
+        f.row(_t("report_phase"), " / ".join(_t(f"report_phase_{phase}")))
+    f.row(_t("report_signed_at"), _local(envelope.time, tz))
     if "as_of" in body:
-        f.row(_t("as_of"), _local(body["as_of"], tz))
+        f.row(_t("report_as_of"), _local(body["as_of"], tz))
     f.gap()
     if envelope.kind == reports.IDENTIFICATION_REPORT:
         done = _identification_rows(f, body)
@@ -438,25 +397,27 @@ def _layout(
         if key not in done | {"phase", "mode", "as_of"} and isinstance(value, int | str):
             f.row((key, key), value)
     f.gap()
-    f.row(_t("device"), envelope.device)
-    f.row(_t("seq"), envelope.seq)
-    f.row(_t("software"), software_version())
-    f.para(" / ".join(_t("software_hash")) + ":", size=style.size - 1)
+    f.row(_t("report_device"), envelope.device)
+    f.row(_t("report_seq"), envelope.seq)
+    f.row(_t("report_software"), software_version())
+    f.para(" / ".join(_t("report_software_hash")) + ":", size=style.size - 1)
     f.para(software_hash(), size=style.size - 1)
     f.para(" / ".join(_t("report_hash")) + ":", size=style.size - 1)
     f.para(envelope.hash, size=style.size - 1)
     f.gap()
-    f.para(_t("qr_title")[0], bold=True)
-    f.para(_t("qr_title")[1], bold=True)
-    f.para(_t("qr_hint")[0], size=style.size - 1)
-    f.para(_t("qr_hint")[1], size=style.size - 1)
+    f.para(say("report_qr_title", "ky"), bold=True)
+    f.para(say("report_qr_title", "ru"), bold=True)
+    f.para(say("report_qr_hint", "ky"), size=style.size - 1)
+    f.para(say("report_qr_hint", "ru"), size=style.size - 1)
     f.gap()
     texts = qr_texts(envelope, cert_pem)
     codes = []
     for text in texts:
         p = parse_part(text)
         caption = (
-            f"QR 0/{p.total} {_t('qr_cert')[1]}" if p.index == 0 else f"QR {p.index}/{p.total}"
+            f"QR 0/{p.total} {say('report_qr_cert', 'ru')}"
+            if p.index == 0
+            else f"QR {p.index}/{p.total}"
         )
         codes.append((caption, segno.make(text, error="m", micro=False, encoding="utf-8")))
     f.qrs([*codes[1:], codes[0]])

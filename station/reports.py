@@ -20,6 +20,8 @@ from station.store import Store
 IDENTIFICATION_REPORT = "identification_report"
 TURNOUT = "turnout"
 ASU_REPORT = "asu_report"
+HEARTBEAT = "heartbeat"
+LOG_DIGEST = "log_digest"
 
 
 def identification_counts(store: Store) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from crypto.envelope import Envelope
 from devices.combo_reader import Beep, Led
 from station import reports
-from station.appliance import Appliance
+from station.appliance import Appliance, Health
 from station.camera import FrameSource
 from station.identify import AdmissionReason, CardResult, DeskError, Lookup, VoterView
 from station.reader import (
@@ -45,6 +45,7 @@ from station.reader import (
 )
 from station.state import Mode, TransitionError
 from station.texts import LANGS, Lang, both, say
+from station.uplink import Uplink
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,12 @@ class StationRuntime:
         clock: Clock | None = None,
         reader_settings: DriverSettings | None = None,
         events_on_screen: int = EVENTS_ON_SCREEN,
+        uplink: Uplink | None = None,
+        health: Callable[[], Health] = Health,
     ) -> None:
         self.appliance = appliance
+        self.uplink = uplink
+        self.health = health
         self.camera = camera
         self.clock = clock or appliance.clock
         self.events_on_screen = events_on_screen
@@ -131,12 +136,16 @@ class StationRuntime:
         self._started = True
         if self._driver is not None:
             self._driver.start()
+        if self.uplink is not None:
+            self.uplink.start()
 
     def stop(self) -> None:
         """Stop the reader driver; safe twice.  The appliance and camera stay the caller's."""
         # Not under the lock: the driver thread may be waiting for it in on_reader_event.
         if self._driver is not None:
             self._driver.stop()
+        if self.uplink is not None and self._started:
+            self.uplink.stop()
         self._started = False
 
     def __enter__(self) -> StationRuntime:
@@ -352,6 +361,7 @@ class StationRuntime:
         with self._lock:
             self._transition(lambda: self.appliance.open_polls(actor))
             self._result = self._result_of("green", "polls_opened", both("polls_opened"))
+            self._notify()
             return self._result
 
     def close_polls(self, chair_code: str, actor: str = "chair") -> dict[str, Any]:
@@ -360,6 +370,7 @@ class StationRuntime:
         with self._lock:
             self._transition(lambda: self.appliance.close_polls(actor, code))
             self._result = self._result_of("blue", "polls_closed", both("polls_closed"))
+            self._notify()
             return self._result
 
     def mark_mobile(self, pin: str, chair_code: str, chair: str = "chair") -> dict[str, Any]:
@@ -373,15 +384,32 @@ class StationRuntime:
             return self._result
 
     # --- the timer -------------------------------------------------------------------
-    def tick(self) -> Envelope | None:
-        """Called every few seconds: signs a turnout snapshot when one is due."""
+    def tick(self) -> list[Envelope]:
+        """Called every few seconds: signs what is due (turnout, heartbeat, log digest)."""
+        signed: list[Envelope] = []
         with self._lock:
-            if not self.appliance.turnout_due():
-                return None
-            env = self.appliance.turnout_snapshot()
-            self._last_turnout = {"seq": env.seq, "voted": env.body["voted"], "at": self._hhmm()}
-            log.info("turnout snapshot %d signed: %d voted", env.seq, env.body["voted"])
-            return env
+            app = self.appliance
+            if app.turnout_due():
+                env = app.turnout_snapshot()
+                self._last_turnout = {
+                    "seq": env.seq,
+                    "voted": env.body["voted"],
+                    "at": self._hhmm(),
+                }
+                log.info("turnout snapshot %d signed: %d voted", env.seq, env.body["voted"])
+                signed.append(env)
+            if app.heartbeat_due():
+                pending = self.uplink.outbox.pending_count() if self.uplink else 0
+                signed.append(app.heartbeat(self.health(), outbox_pending=pending))
+            if app.log_digest_due():
+                signed.append(app.log_digest())
+        if signed:
+            self._notify()
+        return signed
+
+    def _notify(self) -> None:
+        if self.uplink is not None:
+            self.uplink.notify()
 
     # --- what the screen shows -------------------------------------------------------
     def screen(self) -> dict[str, Any]:
@@ -416,6 +444,7 @@ class StationRuntime:
                 "pending": pending,
                 "pending_message": both("pending_after_restart") if pending else None,
                 "turnout": self._last_turnout,
+                "uplink": self._uplink_json(),
                 "events": events,
             }
 
@@ -547,6 +576,23 @@ class StationRuntime:
         log.info("desk refused a card: %s", detail)
         result = self._result_of("red", key, both(key), keep_voter=True)
         return result
+
+    def _uplink_json(self) -> dict[str, Any]:
+        if self.uplink is None:
+            return {"state": "none", "pending": 0, "last_ack": None, "text": both("uplink_none")}
+        st = self.uplink.status()
+        state = "connected" if st.connected else "down"
+        last = (
+            st.last_ack_at.astimezone(self.appliance.tz).strftime("%H:%M")
+            if st.last_ack_at
+            else None
+        )
+        return {
+            "state": state,
+            "pending": st.pending,
+            "last_ack": last,
+            "text": both(f"uplink_{state}"),
+        }
 
     def _camera_json(self) -> dict[str, Any]:
         status = "none" if self.camera is None else self.camera.status

@@ -61,6 +61,13 @@ class Signer:
             )
         return env
 
+    def last(self, kind: str) -> Envelope | None:
+        """The newest message of `kind`, if any."""
+        row = self._store.one(
+            "SELECT body FROM messages WHERE kind = ? ORDER BY seq DESC LIMIT 1", (kind,)
+        )
+        return None if row is None else Envelope.from_bytes(row["body"])
+
     def messages(self, kind: str | None = None) -> list[Envelope]:
         sql = "SELECT body FROM messages"
         params: tuple[Any, ...] = ()

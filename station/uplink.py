@@ -35,7 +35,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from crypto import certs
-from crypto.envelope import Envelope, verify_signed_by_root
+from crypto.envelope import CEC_STATION, Envelope, verify_signed_by_certificate
 from crypto.errors import CryptoError
 from election import bundle as B
 from station.bundle import VerifiedBundle
@@ -126,6 +126,7 @@ class Uplink:
         station_id: str,
         election_hash: str,
         root_cert: x509.Certificate,
+        central_cert: x509.Certificate,
         ssl_context: ssl.SSLContext,
         host: str,
         port: int,
@@ -142,6 +143,7 @@ class Uplink:
         self.station_id = station_id
         self.election_hash = election_hash
         self._root = root_cert
+        self._central = central_cert
         self._ssl = ssl_context
         self.host, self.port, self.prefix = host, port, topic_prefix
         self._clock = clock
@@ -188,6 +190,7 @@ class Uplink:
             station_id=bundle.station.id,
             election_hash=bundle.definition.election_hash,
             root_cert=certs.cert_from_pem(root_pem),
+            central_cert=bundle.central_cert(),
             ssl_context=ctx,
             host=host or settings.host,
             port=port or settings.port,
@@ -341,7 +344,9 @@ class Uplink:
         """Mark acknowledged only what the CEC root signed for this station's stored bytes."""
         try:
             env = Envelope.from_bytes(payload, max_size=MAX_ACK_SIZE)
-            verify_signed_by_root(env, self._root)
+            if env.station != CEC_STATION:
+                raise CryptoError(f"a reply from {env.station!r}, not from the CEC")
+            verify_signed_by_certificate(env, self._central, self._root, self._clock())
         except CryptoError as e:
             self._ignored += 1
             log.warning("uplink %s: ignored a reply not signed by the CEC: %s", self.station_id, e)

@@ -1,4 +1,4 @@
-"""A real Mosquitto 2 on the deploy template accepts exactly the CEC's device TLS certificates."""
+"""Mosquitto 2 on the production config and ACL admits only the CEC's device TLS certificates."""
 
 from __future__ import annotations
 
@@ -17,10 +17,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from crypto import certs, keys
 from tests.crypto.conftest import device_cert
-from tests.support.broker import Broker
+from tests.support.broker import Broker, render_config
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "deploy" / "mosquitto" / "shailoo-tls.conf.template"
+CONF = REPO / "deploy" / "mosquitto" / "shailoo.conf.template"
+ACL = REPO / "deploy" / "mosquitto" / "shailoo.acl.template"
+PREFIX = "shailoo/v1"
+CENTRAL = "cec-central"  # the central ingest's certificate CN, granted every station's topics
+UP = f"{PREFIX}/station/1001/up/report"  # station 1001 may write here, central reads
+ACK = f"{PREFIX}/station/1001/ack"  # central writes here, station 1001 reads
 PASS = "device passphrase"
 
 
@@ -31,10 +36,22 @@ class Creds:
 
 
 def _write_creds(
-    d: Path, name: str, root_key: Ed25519PrivateKey, root_cert: x509.Certificate, purpose: str
+    d: Path,
+    name: str,
+    root_key: Ed25519PrivateKey,
+    root_cert: x509.Certificate,
+    purpose: certs.Purpose,
+    station_id: str = "1001",
 ) -> Creds:
     k = keys.generate_tls_key()
-    cert = device_cert(root_key, root_cert, k, purpose=purpose)  # type: ignore[arg-type]
+    cert = device_cert(
+        root_key,
+        root_cert,
+        k,
+        purpose=purpose,
+        station_id=station_id,
+        device_id=f"dev-{station_id}-a",
+    )
     (d / f"{name}.crt").write_bytes(certs.cert_to_pem(cert))
     # Stations keep the TLS key encrypted; Python's ssl opens it with the passphrase.
     (d / f"{name}.key").write_bytes(keys.encrypt_private_key(k, PASS))
@@ -60,6 +77,7 @@ def pki(
     (d / "server.key").write_bytes(keys.unencrypted_private_key_pem(server_key))
     return {
         "device": _write_creds(d, "device", root_key, root_cert, "tls"),
+        "central": _write_creds(d, "central", root_key, root_cert, "tls", station_id=CENTRAL),
         "signing": _write_creds(d, "signing", root_key, root_cert, "signing"),
         "impostor": _write_creds(d, "impostor", other_root_key, other_root_cert, "tls"),
         "none": Creds(None, None),
@@ -70,14 +88,19 @@ def pki(
 def broker(
     mosquitto_factory: Callable[..., Broker], pki: dict[str, Creds], tmp_path: Path
 ) -> Broker:
+    """The production config and ACL, rendered as the installer fills them."""
     d = tmp_path / "pki"
     (tmp_path / "data").mkdir()
+    (d / "shailoo.acl").write_text(
+        render_config(ACL.read_text(), prefix=PREFIX, central_user=CENTRAL)
+    )
     return mosquitto_factory(
-        TEMPLATE.read_text(),
+        CONF.read_text(),
         bind_address="127.0.0.1",
         cafile=d / "ca.crt",
         certfile=d / "server.crt",
         keyfile=d / "server.key",
+        acl_file=d / "shailoo.acl",
         persistence_location=f"{tmp_path / 'data'}/",
     )
 
@@ -129,37 +152,61 @@ def _refused(broker: Broker, creds: Creds, ca: Path) -> bool:
         c.disconnect()
 
 
+class _Inbox:
+    """Payloads a client receives, with an event set on each arrival."""
+
+    def __init__(self, client: mqtt.Client) -> None:
+        self.got: list[bytes] = []
+        self.received = threading.Event()
+        client.on_message = self._on_message
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.got.append(bytes(msg.payload))
+        self.received.set()
+
+
+def _subscribe(c: mqtt.Client, topic: str) -> None:
+    done = threading.Event()
+    c.on_subscribe = lambda *a: done.set()
+    c.subscribe(topic, qos=1)
+    assert done.wait(5)
+
+
 @pytest.mark.parametrize("tls_max", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
 def test_device_tls_certificate_connects_publishes_and_receives(
     broker: Broker, pki: dict[str, Creds], tmp_path: Path, tls_max: ssl.TLSVersion
 ) -> None:
-    c, connected, codes = _client(broker, pki["device"], tmp_path / "pki" / "ca.crt", tls_max)
-    got: list[bytes] = []
-    received = threading.Event()
-
-    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        got.append(bytes(msg.payload))
-        received.set()
-
-    c.on_message = on_message
+    # Under the ACL a station writes its own up topic and reads its own ack topic,
+    # so the round trip goes through the central identity.
+    ca = tmp_path / "pki" / "ca.crt"
+    central, central_connected, central_codes = _client(broker, pki["central"], ca)
+    central_inbox = _Inbox(central)
+    c, connected, codes = _client(broker, pki["device"], ca, tls_max)
+    inbox = _Inbox(c)
+    central.connect("127.0.0.1", broker.port, keepalive=10)
+    central.loop_start()
     c.connect("127.0.0.1", broker.port, keepalive=10)
     c.loop_start()
     try:
+        assert central_connected.wait(5), broker.log()
+        assert not central_codes[0].is_failure, central_codes
         assert connected.wait(5), broker.log()
         assert not codes[0].is_failure, codes
-        sub = threading.Event()
-        c.on_subscribe = lambda *a: sub.set()
-        c.subscribe("shailoo/test/station/1001/report", qos=1)
-        assert sub.wait(5)
-        c.publish("shailoo/test/station/1001/report", b"signed envelope", qos=1).wait_for_publish(5)
-        assert received.wait(5), broker.log()
-        assert got == [b"signed envelope"]
+        _subscribe(central, f"{PREFIX}/station/+/up/#")
+        _subscribe(c, ACK)
+        c.publish(UP, b"signed envelope", qos=1).wait_for_publish(5)
+        assert central_inbox.received.wait(5), broker.log()
+        assert central_inbox.got == [b"signed envelope"]
+        central.publish(ACK, b"signed ack", qos=1).wait_for_publish(5)
+        assert inbox.received.wait(5), broker.log()
+        assert inbox.got == [b"signed ack"]
         sock = c.socket()
         assert isinstance(sock, ssl.SSLSocket)
         assert sock.version() == ("TLSv1.3" if tls_max == ssl.TLSVersion.TLSv1_3 else "TLSv1.2")
     finally:
-        c.loop_stop()
-        c.disconnect()
+        for client in (c, central):
+            client.loop_stop()
+            client.disconnect()
     # use_identity_as_username: the MQTT username is the station id from the certificate CN.
     assert "u'1001'" in broker.log()
 
@@ -216,11 +263,15 @@ def test_queued_qos1_message_for_a_persistent_session_across_a_broker_restart(
 ) -> None:
     """The template's persistence keeps what a disconnected station has not yet received."""
     ca = tmp_path / "pki" / "ca.crt"
-    topic = "shailoo/test/ack/1001"
+    topic = ACK  # the ACL lets central write it and station 1001 read it
 
-    def session(client_id: str, clean: bool) -> tuple[mqtt.Client, threading.Event, list[bytes]]:
+    def session(who: str, clean: bool) -> tuple[mqtt.Client, threading.Event, list[bytes]]:
+        creds = pki[who]
+        # use_username_as_clientid: the broker takes the client id from the certificate
+        # CN whatever is sent, so send that.
+        client_id = CENTRAL if who == "central" else "1001"
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-        ctx.load_cert_chain(pki["device"].cert, pki["device"].key, password=PASS)  # type: ignore[arg-type]
+        ctx.load_cert_chain(creds.cert, creds.key, password=PASS)  # type: ignore[arg-type]
         if protocol == mqtt.MQTTv5:
             c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
             props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
@@ -250,7 +301,7 @@ def test_queued_qos1_message_for_a_persistent_session_across_a_broker_restart(
         assert connected.wait(5), broker.log()
         return c, received, got
 
-    station, _, _ = session("station-1001", clean=protocol == mqtt.MQTTv5)
+    station, _, _ = session("device", clean=protocol == mqtt.MQTTv5)
     subscribed = threading.Event()
     station.on_subscribe = lambda *a: subscribed.set()
     station.subscribe(topic, qos=1)
@@ -258,14 +309,14 @@ def test_queued_qos1_message_for_a_persistent_session_across_a_broker_restart(
     station.disconnect()
     station.loop_stop()
 
-    sender, _, _ = session("central-test", clean=True)
+    sender, _, _ = session("central", clean=True)
     sender.publish(topic, b"ack seq 7", qos=1).wait_for_publish(5)
     sender.disconnect()
     sender.loop_stop()
 
     broker.restart()  # SIGTERM: Mosquitto writes its persistence file, then starts again
 
-    station, received, got = session("station-1001", clean=False)
+    station, received, got = session("device", clean=False)
     try:
         if restored:
             assert received.wait(3), broker.log()

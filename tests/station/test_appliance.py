@@ -105,8 +105,8 @@ def test_final_report_counts_the_day_and_chains_to_the_first(
     messages = app.signer.messages()
     assert [m.seq for m in messages] == list(range(len(messages)))
     assert all(b.prev == a.hash for a, b in zip(messages, messages[1:], strict=False))
-    assert [m.kind for m in messages][-2:] == ["asu_report", "identification_report"]
-    assert messages[-1] == final and messages[-2].body["phase"] == "final"
+    assert [m.kind for m in messages][-3:] == ["asu_report", "identification_report", "log_digest"]
+    assert messages[-2] == final and messages[-3].body["phase"] == "final"
 
 
 def test_turnout_snapshot_is_counts_only_and_due_every_interval(

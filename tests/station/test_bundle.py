@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from crypto import certs
+from crypto import certs, envelope
 from election import bundle as B
 from provisioning.keyceremony import create_root
 from station.bundle import BundleError, verify_bundle
@@ -169,3 +170,27 @@ def test_bundled_root_is_the_trusted_one(provisioned: Provisioned) -> None:
     bundle = provisioned.bundle(first_station(provisioned))
     bundled = certs.cert_from_pem((bundle / B.ROOT_CERT_FILE).read_bytes())
     assert certs.fingerprint(bundled) == certs.fingerprint(provisioned.root.cert)
+
+
+def test_acknowledgement_certificate_must_be_the_cec_servers(
+    provisioned: Provisioned, tmp_path: Path
+) -> None:
+    """Even signed by the root, a station's own certificate cannot stand in for the CEC's."""
+    number = first_station(provisioned)
+    bundle, _ = copy_bundle(provisioned, number, tmp_path)
+    imposter = (bundle / B.SIGNING_CERT_FILE).read_bytes()
+    (bundle / B.CENTRAL_CERT_FILE).write_bytes(imposter)
+    env = envelope.Envelope.from_bytes((bundle / B.MANIFEST_FILE).read_bytes())
+    manifest = B.BundleManifest.model_validate(env.body)
+    files = dict(manifest.files)
+    files[B.CENTRAL_CERT_FILE] = B.FileEntry(
+        sha256=hashlib.sha256(imposter).hexdigest(), size=len(imposter)
+    )
+    body = manifest.model_copy(update={"files": files}).model_dump(mode="json")
+    resigned = envelope.sign_envelope(
+        provisioned.root.key, kind=env.kind, election=env.election, station=env.station,
+        device=env.device, seq=env.seq, prev=env.prev, time=env.time, body=body,
+    )  # fmt: skip
+    (bundle / B.MANIFEST_FILE).write_bytes(resigned.to_bytes())
+    with pytest.raises(BundleError, match="not the CEC server's certificate"):
+        verify_bundle(bundle, root_cert=provisioned.root.cert, at=AT)

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from crypto.envelope import Envelope
 from firmware_sim.combo_reader import ComboReaderSim
-from station.appliance import Appliance
+from station.appliance import Appliance, Health
 from station.camera import PhotoFrames
 from station.reader import DriverSettings
 from station.runtime import ActionError, StationRuntime
@@ -230,18 +231,63 @@ def test_garbage_on_the_line_is_logged_as_a_reader_fault_without_acting(
     assert station.screen()["result"] == before
 
 
-def test_turnout_tick_signs_a_snapshot_only_when_due(
+def kinds(envs: list[Envelope]) -> list[str]:
+    return [e.kind for e in envs]
+
+
+def test_tick_signs_turnout_heartbeat_and_log_digest_only_when_due(
     station: StationRuntime, clock: FakeClock
 ) -> None:
-    env = station.tick()
-    assert env is not None and env.kind == "turnout" and env.body["voted"] == 0
-    assert station.tick() is None
-    clock.advance(minutes=59)
-    assert station.tick() is None
+    first = station.tick()
+    assert kinds(first) == ["turnout", "heartbeat", "log_digest"]
+    turnout = first[0]
+    assert turnout.body["voted"] == 0
+    assert station.tick() == []
+    clock.advance(minutes=10)
+    assert kinds(station.tick()) == ["heartbeat"]
+    clock.advance(minutes=49)
+    assert kinds(station.tick()) == ["heartbeat"]
     clock.advance(minutes=1)
     again = station.tick()
-    assert again is not None and again.seq == env.seq + 1
-    assert station.screen()["turnout"]["seq"] == again.seq
+    assert kinds(again) == ["turnout", "log_digest"]
+    assert again[0].seq > turnout.seq
+    assert station.screen()["turnout"]["seq"] == again[0].seq
+
+
+def test_heartbeat_reports_state_power_signal_and_log_head(
+    kit: StationKit, clock: FakeClock, tmp_path: Path
+) -> None:
+    app = kit.start(tmp_path / "data", clock)
+    env = app.heartbeat(
+        Health(battery_percent=71, on_mains=False, signal_dbm=-83), outbox_pending=4
+    )
+    seq, head = app.log.head()
+    assert env.kind == "heartbeat"
+    assert env.body["state"] == "setup" and env.body["mode"] == "live"
+    assert (env.body["battery_percent"], env.body["on_mains"], env.body["signal_dbm"]) == (
+        71, False, -83,
+    )  # fmt: skip
+    assert env.body["outbox_pending"] == 4
+    assert env.body["log_head"] == {"seq": seq, "hash": head}
+    app.close()
+
+
+def test_log_digests_cover_the_event_log_without_gaps_or_overlap(
+    kit: StationKit, clock: FakeClock, tmp_path: Path
+) -> None:
+    app = kit.start(tmp_path / "data", clock)
+    d1 = app.log_digest()
+    app.open_polls("chair")
+    clock.set(20, 1)
+    app.close_polls("chair", CHAIR_CODE)  # signs a digest of the log as it stood at close
+    d2 = app.signer.messages("log_digest")[-1]
+    assert d1.body["from_seq"] == 1 and d2.body["from_seq"] == d1.body["to_seq"] + 1
+    assert d2.body["to_seq"] == app.log.head()[0]
+    assert d2.body["head_hash"] == app.log.head()[1]
+    total = sum(d["count"] for d in (d1.body, d2.body))
+    assert total == len(app.log.entries())
+    assert sum(d2.body["by_severity"].values()) == d2.body["count"]
+    app.close()
 
 
 def test_voter_marked_before_a_restart_is_listed_by_ref_and_confirmed(

@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from crypto import certs, keys
 from crypto.envelope import GENESIS_PREV, Envelope, format_time, sign_envelope
+from provisioning.central_kit import ACK_DEVICE_ID
 from station.appliance import Appliance
 from station.store import Store
 from station.uplink import Backoff, Uplink, ack_topic
@@ -120,7 +121,7 @@ class Receiver:
         with self._lock:
             ack = sign_envelope(
                 key, kind="ack", election=election, station="CEC",
-                device=device or keys.key_id(self.ack_key.public_key()), seq=self._ack_seq,
+                device=device or ACK_DEVICE_ID, seq=self._ack_seq,
                 prev=self._prev, time=format_time(dt.datetime.now(dt.UTC)),
                 body={"station": station, "seq": seq, "hash": digest},
             )  # fmt: skip
@@ -164,7 +165,7 @@ def receiver(kit: StationKit, broker: Broker, tmp_path: Path) -> Iterator[Receiv
         tmp_path / "central", kit.p.root.key, kit.p.root.cert, "cec-central",
         kit.p.definition.election_hash,
     )  # fmt: skip
-    r = Receiver(broker, creds, kit.p.root.key)
+    r = Receiver(broker, creds, kit.p.central_kit().ack_key)
     try:
         yield r
     finally:
@@ -223,9 +224,9 @@ def test_reports_signed_at_open_and_close_are_delivered_and_acked_once(
     wait_until(lambda: up.status().pending == 0, what="closing reports acked")
     st = up.status()
     assert st.connected and st.last_ack_at == clock() and st.ignored_acks == 0
-    assert len(stored(app.store)) == 4
+    assert len(stored(app.store)) == 5  # zero ASU, first ident.; final ASU, final ident., log
     assert_delivered_once(receiver, app.station.id, app.store)
-    assert len(receiver.received) == 4  # a clean link sends each message once
+    assert len(receiver.received) == 5  # a clean link sends each message once
     app.close()
 
 
@@ -248,7 +249,7 @@ def test_final_report_signed_while_the_modem_is_down_arrives_once_it_is_back(
         app.close_polls("chair", CHAIR_CODE)
         # Hours of virtual backoff pass; delays grow and stay jittered, capped at 10 minutes.
         wait_until(lambda: sleep.total > 3 * 3600, timeout=30, what="3 h of backoff")
-        assert up.status().pending == 2 and not up.status().connected
+        assert up.status().pending == 3 and not up.status().connected
         assert sleep.delays[0] <= 1.0 and max(sleep.delays) <= 600.0
         assert all(b >= a for a, b in zip(sleep.delays[:8], sleep.delays[1:9], strict=True))
         assert len(set(sleep.delays)) > len(sleep.delays) // 2  # jitter: not one fixed schedule
@@ -292,10 +293,13 @@ def test_reply_on_the_ack_topic_not_signed_by_the_cec_is_ignored(
     forger = keys.generate_signing_key()
     election, station = kit.p.definition.election_hash, app.station.id
     for seq, (digest, _) in stored(app.store).items():
-        receiver.send_ack(election, station, seq, digest, key=forger)  # claims the root's key id
+        receiver.send_ack(election, station, seq, digest, key=forger)  # claims the CEC's device
         receiver.send_ack(election, station, seq, digest, key=forger,
                           device=keys.key_id(forger.public_key()))  # fmt: skip
-    wait_until(lambda: up.status().ignored_acks == 4, what="forged acks ignored")
+        # Not even the root key: acknowledgements come from the server's own certified key.
+        receiver.send_ack(election, station, seq, digest, key=kit.p.root.key,
+                          device=kit.p.root.key_id)  # fmt: skip
+    wait_until(lambda: up.status().ignored_acks == 6, what="forged acks ignored")
     assert up.status().pending == 2 and up.status().last_ack_at is None
     # Unacknowledged, the station resends the same bytes; the real CEC's ack then lands.
     receiver.acking = True
@@ -336,14 +340,14 @@ def test_station_killed_before_the_ack_resends_the_same_bytes_after_restart(
     proc = _run_child(kit, data, "sign" if when == "after_signing" else "send", broker.port)
     try:
         if when == "after_sending":
-            wait_until(lambda: len(receiver.seqs(kit.p.definition.stations[0].id)) == 4,
-                       what="the child's four reports at the receiver")  # fmt: skip
+            wait_until(lambda: len(receiver.seqs(kit.p.definition.stations[0].id)) == 5,
+                       what="the child's five messages at the receiver")  # fmt: skip
     finally:
         _kill9(proc)
     before = stored(Store(data / "station.sqlite"))
-    assert len(before) == 4
+    assert len(before) == 5
     first_delivery = len(receiver.received)
-    assert first_delivery == (4 if when == "after_sending" else 0)
+    assert first_delivery == (5 if when == "after_sending" else 0)
 
     receiver.acking = True
     clock = election_day(kit.p.definition.date, 20, 10)

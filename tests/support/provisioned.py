@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from central.kit import CentralKit, load_kit
 from election.bundle import BrokerSettings
 from election.definition import ElectionDefinition
 from provisioning.bundle import BuildSummary, build_bundles
@@ -38,6 +39,16 @@ class Provisioned:
 
     def bundle(self, number: int) -> Path:
         return self.bundles_dir / str(number)
+
+    @property
+    def central_dir(self) -> Path:
+        return self.out_dir / "central"
+
+    def central_passphrase(self) -> str:
+        return (self.out_dir / "secrets" / "central-passphrase.txt").read_text().strip()
+
+    def central_kit(self) -> CentralKit:
+        return load_kit(self.central_dir, self.central_passphrase(), at=NOW)
 
     def passphrases(self) -> dict[int, str]:
         lines = (self.out_dir / "secrets" / "device-passphrases.csv").read_text().splitlines()
