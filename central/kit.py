@@ -55,16 +55,24 @@ class CentralKit:
             self.ack_cert, self.root_cert, at=self.ack_cert.not_valid_before_utc, purpose="signing"
         ).device_id
 
-    def tls_context(self) -> ssl.SSLContext:
-        """Trust only the CEC root; log in to the broker as the central identity."""
+    def tls_context(self, worker: int = 1) -> ssl.SSLContext:
+        """Trust only the CEC root; log in to the broker as ingest worker `worker` (1..4).
+
+        The broker takes the client id from the certificate's CN, so two workers with
+        one certificate would keep disconnecting each other: each has its own.
+        """
+        ident = self.path / IDENTITY_DIR
+        cert, key = ident / f"tls-{worker}-cert.pem", ident / f"tls-{worker}-key.pem"
+        if not cert.exists():
+            raise KitError(
+                f"no broker identity for ingest worker {worker} in {ident}: "
+                "the kit has one per worker (at most 4)"
+            )
         ctx = ssl.create_default_context(
             ssl.Purpose.SERVER_AUTH, cadata=certs.cert_to_pem(self.root_cert).decode()
         )
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ident = self.path / IDENTITY_DIR
-        ctx.load_cert_chain(
-            str(ident / "tls-cert.pem"), str(ident / "tls-key.pem"), password=self._passphrase
-        )
+        ctx.load_cert_chain(str(cert), str(key), password=self._passphrase)
         return ctx
 
 

@@ -5,7 +5,9 @@
     OUT/central/devices.json             every station device's signing certificate
     OUT/central/identity/                the central server's own keys (encrypted) and certificates:
         signing-key.pem, signing-cert.pem   signs acknowledgements (station "CEC")
-        tls-key.pem, tls-cert.pem           logs in to the broker (CN cec-central)
+        tls-N-key.pem, tls-N-cert.pem       broker logins of ingest workers 1..4 (CN cec-central-N;
+                                            the broker takes the client id from the CN, so each
+                                            worker needs its own)
     OUT/central/broker/                  Mosquitto's server certificate, key and CA file
     OUT/central/broker.json              where stations connect
     OUT/secrets/central-passphrase.txt   opens the identity keys (delivered apart)
@@ -41,7 +43,12 @@ PASSPHRASE_FILE = "central-passphrase.txt"
 # The ack signer's station id is the CEC's own (crypto.envelope.CEC_STATION); its TLS
 # identity is the broker ACL's central user.
 ACK_DEVICE_ID = "cec-central"
-TLS_IDENTITY = "cec-central"
+INGEST_IDENTITIES = 4
+
+
+def tls_users(n: int = INGEST_IDENTITIES) -> list[str]:
+    """The broker usernames (certificate CNs) of the ingest workers."""
+    return [f"cec-central-{i}" for i in range(1, n + 1)]
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,7 @@ class CentralIdentity:
     passphrase: str
     signing_key_pem: bytes
     signing_cert: x509.Certificate
-    tls_key_pem: bytes
-    tls_cert: x509.Certificate
+    tls: tuple[tuple[bytes, x509.Certificate], ...]  # (encrypted key, certificate) per worker
 
 
 def issue_central_identity(
@@ -64,7 +70,7 @@ def issue_central_identity(
         not_after=until + dt.timedelta(days=DEVICE_CERT_DAYS),
         election_hash=definition.election_hash,
     )
-    signing_key, tls_key = keys.generate_signing_key(), keys.generate_tls_key()
+    signing_key = keys.generate_signing_key()
     signing_cert = certs.issue_device_certificate(
         root.key,
         root.cert,
@@ -74,21 +80,24 @@ def issue_central_identity(
         purpose="signing",
         **validity,  # type: ignore[arg-type]
     )
-    tls_cert = certs.issue_device_certificate(
-        root.key,
-        root.cert,
-        tls_key.public_key(),
-        station_id=TLS_IDENTITY,
-        device_id=TLS_IDENTITY,
-        purpose="tls",
-        **validity,  # type: ignore[arg-type]
-    )
+    tls = []
+    for user in tls_users():
+        tls_key = keys.generate_tls_key()
+        cert = certs.issue_device_certificate(
+            root.key,
+            root.cert,
+            tls_key.public_key(),
+            station_id=user,
+            device_id=user,
+            purpose="tls",
+            **validity,  # type: ignore[arg-type]
+        )
+        tls.append((keys.encrypt_private_key(tls_key, passphrase), cert))
     return CentralIdentity(
         passphrase=passphrase,
         signing_key_pem=keys.encrypt_private_key(signing_key, passphrase),
         signing_cert=signing_cert,
-        tls_key_pem=keys.encrypt_private_key(tls_key, passphrase),
-        tls_cert=tls_cert,
+        tls=tuple(tls),
     )
 
 
@@ -116,8 +125,9 @@ def write_central_kit(
     ident = kit / IDENTITY_DIR
     _private(ident / "signing-key.pem", identity.signing_key_pem)
     (ident / "signing-cert.pem").write_bytes(certs.cert_to_pem(identity.signing_cert))
-    _private(ident / "tls-key.pem", identity.tls_key_pem)
-    (ident / "tls-cert.pem").write_bytes(certs.cert_to_pem(identity.tls_cert))
+    for i, (key_pem, cert) in enumerate(identity.tls, start=1):
+        _private(ident / f"tls-{i}-key.pem", key_pem)
+        (ident / f"tls-{i}-cert.pem").write_bytes(certs.cert_to_pem(cert))
     # Mosquitto reads its key unencrypted: the file is the server room's, mode 0600.
     server_key = keys.generate_tls_key()
     hosts, ips = _names(broker.host)

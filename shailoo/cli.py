@@ -9,6 +9,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from biometrics import cli as biometrics_cli
+    from central import cli as central_cli
     from firmware_sim import cli as firmware_sim_cli
     from provisioning import cli as provisioning_cli
     from shailoo import demo
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     provisioning_cli.register(sub)
     station_cli.register(sub)
+    central_cli.register(sub)
     biometrics_cli.register(sub)
     qrread.register(sub)
     ballot = sub.add_parser("ballot", help="ballot sheets: render, read, test deck")

@@ -29,6 +29,7 @@ from station.appliance import Appliance
 from station.camera import PhotoFrames
 from station.facecheck import FaceCheck
 from station.runtime import StationRuntime
+from station.uplink import Uplink
 
 CHAIR_CODE = "2468"
 BISHKEK = dt.timezone(dt.timedelta(hours=6))
@@ -55,8 +56,14 @@ class DemoStation:
         self.runtime.appliance.close()
 
 
-def run_station_day(out: Path, *, queue_extra: int = 12) -> DemoStation:
-    """Run the scripted day at the first station; it is left running."""
+def run_station_day(
+    out: Path, *, queue_extra: int = 12, broker: tuple[str, int] | None = None
+) -> DemoStation:
+    """Run the scripted day at the first station; it is left running.
+
+    With `broker`, the station's uplink sends every signed message to the CEC
+    through it and the day ends when the CEC has acknowledged them all.
+    """
     prov, sample = out / "provisioned", out / "sample"
     bundles = sorted((prov / "bundles").iterdir(), key=lambda d: int(d.name))
     here, elsewhere = bundles[0], bundles[1]
@@ -88,7 +95,14 @@ def run_station_day(out: Path, *, queue_extra: int = 12) -> DemoStation:
 
     sim = ComboReaderSim(out / "station" / "ttyREADER", serial_number="KG-DEMO-1")
     sim.start()
-    runtime = StationRuntime(app, reader_path=sim.device_path, camera=None, clock=clock)
+    uplink = None
+    if broker is not None:
+        uplink = Uplink.from_bundle(
+            app.store, app.bundle, passphrase, clock=clock, host=broker[0], port=broker[1]
+        )
+    runtime = StationRuntime(
+        app, reader_path=sim.device_path, camera=None, clock=clock, uplink=uplink
+    )
     runtime.start()
     _wait(lambda: runtime.screen()["reader"]["state"] == "connected", "reader connects")
 
@@ -219,6 +233,13 @@ def run_station_day(out: Path, *, queue_extra: int = 12) -> DemoStation:
         f"   event log: {len(app.log.entries())} entries, hash chain {chain}; "
         f"exported to {log_path}"
     )
+    if uplink is not None:
+        started = time.perf_counter()
+        _wait(lambda: uplink.status().pending == 0, "the CEC acknowledges every message", 60.0)
+        print(
+            f"   delivered: all {len(app.signer.messages())} signed messages acknowledged by "
+            f"the CEC ({(time.perf_counter() - started) * 1000:.0f} ms after printing)"
+        )
     runtime.camera = None
     return DemoStation(runtime, sim)
 

@@ -22,7 +22,7 @@ from crypto import keys
 from crypto.envelope import Envelope
 from election import bundle as B
 from station import reports
-from station.bundle import VerifiedBundle, verify_bundle
+from station.bundle import VerifiedBundle, VerifyCache, verify_bundle
 from station.count import BallotBox, CountSettings
 from station.eventlog import EventLog
 from station.identify import Desk, FaceMatcher, IndexLookup, chair_code_matches, hash_chair_code
@@ -121,9 +121,17 @@ class Appliance:
         mode: Mode = Mode.LIVE,
         index_dir: Path | None = None,
         settings: Settings | None = None,
+        cache: VerifyCache | None = None,
+        index: IndexLookup | None = None,
     ) -> Appliance:
-        """Verify the bundle; set the station up on first start, or resume where it was."""
-        bundle = verify_bundle(bundle_dir, root_cert=root_cert, at=clock(), index_dir=index_dir)
+        """Verify the bundle; set the station up on first start, or resume where it was.
+
+        `cache` and `index` let a simulator run many stations of one election in one
+        process without verifying and loading the national index once per station.
+        """
+        bundle = verify_bundle(
+            bundle_dir, root_cert=root_cert, at=clock(), index_dir=index_dir, cache=cache
+        )
         try:  # before anything is written: a mistyped passphrase must leave no trace
             keys.load_private_key(bundle.file(B.SIGNING_KEY_FILE).read_bytes(), passphrase)
         except keys.KeyDecryptError as e:
@@ -137,7 +145,7 @@ class Appliance:
             _load_bundle(store, bundle, hash_chair_code(chair_code), mode)
         else:
             _check_same(store, bundle)
-        app = cls(store, bundle, passphrase, matcher, clock, settings=settings)
+        app = cls(store, bundle, passphrase, matcher, clock, index=index, settings=settings)
         if fresh:
             app.log.record(
                 "device_setup",

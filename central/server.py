@@ -1,0 +1,121 @@
+"""The central server as one command: ingest workers, the results publisher, the web pages.
+
+Each ingest worker is its own process (both cores verify signatures), with its
+own database and MQTT connections, on one shared subscription. The main
+process publishes results when something changed (at most every
+`publish_every` seconds) and serves the server room (and, later, the public
+site) with aiohttp. Everything durable is in the database; any process can
+be killed and started again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing as mp
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from central import results
+from central.db import open_database
+from central.ingest import IngestWorker
+from central.kit import load_kit
+
+log = logging.getLogger("shailoo.central")
+Clock = Callable[[], dt.datetime]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    kit_dir: Path
+    passphrase: str
+    db_url: str
+    host: str
+    port: int
+    workers: int = 2
+    publish_every: float = 0.5
+
+
+def _worker_main(s: ServerSettings, index: int, ready: mp.synchronize.Event) -> None:  # type: ignore[name-defined]
+    from central.mosquitto import die_with_parent
+
+    die_with_parent()  # a worker never outlives the server (kill -9 of the server included)
+    logging.basicConfig(level=logging.WARNING)
+    signal.signal(signal.SIGTERM, _exit)
+    kit = load_kit(s.kit_dir, s.passphrase)
+    worker = IngestWorker(kit, s.db_url, host=s.host, port=s.port, identity=index + 1)
+    worker.start()
+    ready.set()
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        worker.stop()
+
+
+def _exit(*_: object) -> None:
+    raise SystemExit(0)
+
+
+class CentralServer:
+    """Start the workers and the publisher; `stop()` ends them all."""
+
+    def __init__(self, settings: ServerSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.kit = load_kit(settings.kit_dir, settings.passphrase)
+        self._procs: list[mp.process.BaseProcess] = []
+        self._stopping = threading.Event()
+        self._publisher: threading.Thread | None = None
+        self.db = open_database(settings.db_url)
+        from central import evidence
+
+        evidence.load_stations(self.db, self.kit.definition)
+
+    def start(self, timeout: float = 30.0) -> None:
+        ctx = mp.get_context("spawn")
+        readies = []
+        for i in range(self.settings.workers):
+            ready = ctx.Event()
+            p: mp.process.BaseProcess = ctx.Process(
+                target=_worker_main, args=(self.settings, i, ready), name=f"ingest-{i}"
+            )
+            p.start()
+            self._procs.append(p)
+            readies.append(ready)
+        for ready, p in zip(readies, self._procs, strict=True):
+            if not ready.wait(timeout):
+                self.stop()
+                raise RuntimeError(f"{p.name} did not start (see its log)")
+        self._publisher = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
+        self._publisher.start()
+
+    def publish_now(self) -> None:
+        results.publish(self.db, self.kit.definition, at=self.clock())
+
+    def _publish_loop(self) -> None:
+        while not self._stopping.wait(self.settings.publish_every):
+            try:
+                self.publish_now()
+            except Exception:
+                log.exception("publisher: could not publish; the previous results stay")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._publisher is not None:
+            self._publisher.join(10)
+        for p in self._procs:
+            p.terminate()
+        for p in self._procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+        self._procs.clear()
+        self.db.close()
+
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p.pid is not None]
