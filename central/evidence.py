@@ -92,13 +92,14 @@ def load_stations(db: Database, definition: ElectionDefinition) -> int:
     number of stations.
     """
     with db.transaction() as tx:
+        tx.execute(  # two workers starting at once: the second waits, then finds it
+            "INSERT INTO meta (key, value) VALUES ('election_hash', ?)"
+            " ON CONFLICT (key) DO NOTHING",
+            (definition.election_hash,),
+        )
         row = tx.one("SELECT value FROM meta WHERE key = 'election_hash'")
-        if row is None:
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('election_hash', ?)",
-                (definition.election_hash,),
-            )
-        elif row["value"] != definition.election_hash:
+        assert row is not None
+        if row["value"] != definition.election_hash:
             raise ElectionMismatch(
                 f"this database holds election {row['value'][:16]}…, not "
                 f"{definition.id} ({definition.election_hash[:16]}…): use a new database"
@@ -159,7 +160,9 @@ def accept_batch(
             for n, decision in got:
                 decisions[indexes[n]] = decision
         batch.write()
-    return [d for d in decisions if d is not None]
+    out = [d for d in decisions if d is not None]
+    assert len(out) == len(items)  # one decision per item, or the caller's acks misalign
+    return out
 
 
 def check_not_delivered(
@@ -470,7 +473,7 @@ class _Batch:
             row["heartbeat_seq"], row["last_heartbeat_at"] = seq, rec
         me = evidence_of(row["station_id"], seq, h)
         if r.problem is not None:
-            self._alert(r.problem.kind, "critical", row, r.problem.detail, [me], rec)
+            self._alert(r.problem.kind, "critical", row, r.problem.detail, [me], rec, r.problem.key)
             return f"stored as evidence, not counted: {r.problem.detail}"
         if not r.counts:
             if r.mode == "test":
@@ -533,6 +536,7 @@ class _Batch:
                     f"final one (seq {row['asu_seq']}): not counted",
                     [applied, me],
                     rec,
+                    key="a zero ASU report signed after the final one",
                 )
             return f"the ASU report seq {row['asu_seq']} ({row['asu_phase']}) stays applied"
         row.update(asu_seq=seq, asu_phase=phase, asu_hash=h)
@@ -574,6 +578,7 @@ class _Batch:
                     f"after its final one (seq {row['ident_seq']}): not counted",
                     [applied, me],
                     rec,
+                    key="a first identification report signed after the final one",
                 )
             return f"the identification report seq {row['ident_seq']} stays applied"
         row.update(ident_seq=seq, ident_phase=phase, ident_hash=h)
@@ -597,6 +602,7 @@ class _Batch:
                     f"final identification report (seq {row['turnout_seq']}): not counted",
                     [evidence_of(sid, seq, h)],
                     rec,
+                    key="a turnout figure signed after the final identification report",
                 )
             return f"turnout stays at the figure of seq {row['turnout_seq']}"
         row.update(turnout_seq=seq, turnout_final=int(r.final_turnout))
@@ -612,6 +618,7 @@ class _Batch:
         detail: str,
         evidence: list[Any],
         at: str,
+        key: str | None = None,
     ) -> None:
         raise_alert(
             self.tx,
@@ -621,6 +628,7 @@ class _Batch:
             detail=detail,
             evidence=[e for e in evidence if e is not None],
             at=at,
+            key=key,
         )
 
 

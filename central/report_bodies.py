@@ -49,6 +49,7 @@ class Problem:
 
     kind: str  # "bad_report" | "turnout_over_roll"
     detail: str
+    key: str  # what makes it the same problem again (no seq: a resent flood is one alert)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def read_message(definition: ElectionDefinition, env: Envelope) -> Reading:
         return Reading(
             mode=mode,
             telemetry=telemetry,
-            problem=Problem("bad_report", f"{env.kind} seq {env.seq}: {why}"),
+            problem=Problem("bad_report", f"{env.kind} seq {env.seq}: {why}", f"{env.kind}: {why}"),
         )
     registered = definition.station(env.station).registered_voters
     if reading.voted is not None and reading.voted > registered:
@@ -118,6 +119,7 @@ def read_message(definition: ElectionDefinition, env: Envelope) -> Reading:
                 "turnout_over_roll",
                 f"{env.kind} seq {env.seq} says {reading.voted} voted, but the station has "
                 f"{registered} registered voters: not counted",
+                "more voted than registered",
             ),
         )
     return Reading(

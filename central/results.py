@@ -123,17 +123,20 @@ class _Geo:
         self.station_count: dict[tuple[str, str], int] = dict.fromkeys(every, 0)
         self.number = {s.id: s.number for s in definition.stations}
         self.areas: dict[str, list[tuple[str, str]]] = {}
+        for r in definition.regions:
+            self.parent[("region", r.id)] = ("nation", NATION)
+        for x in definition.districts:
+            self.parent[("district", x.id)] = ("region", x.region_id)
+        for tik in definition.commissions:
+            self.parent[("commission", tik.id)] = ("district", tik.district_id)
         for s in definition.stations:
+            self.parent[("station", s.id)] = ("commission", s.commission_id)
             areas = [("station", s.id), *station_areas(definition, s.id)]
             self.areas[s.id] = areas
-            for child, parent in zip(areas, areas[1:], strict=False):
-                self.parent[child] = parent
             for area in areas:
                 self.registered[area] += s.registered_voters
                 self.station_count[area] += 1
-        self.contest_levels: dict[str, dict[str, list[str]]] = {}
-        for c in definition.contests:
-            self.contest_levels[c.id] = self._contest_units(c)
+        self.contest_levels = {c.id: self._contest_units(c) for c in definition.contests}
 
     def _contest_units(self, c: Contest) -> dict[str, list[str]]:
         if c.district_id is None:

@@ -119,13 +119,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if code != 0:
             print(f"demo stopped: step {n} failed with exit code {code}")
             return code
+    from shailoo.demo_central import (
+        compare_with_truth,
+        print_results,
+        run_fast_stations,
+        start_central,
+    )
     from shailoo.demo_station import run_station_day
 
-    print("\n== 6. Station: a day at the identification desk (simulated reader, real photos)")
-    started = time.perf_counter()
-    station = run_station_day(out)
-    print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+    print("\n== 6. CEC: Mosquitto (production config, mutual TLS, ACL) and the central server "
+          "(2 ingest workers on a shared subscription, SQLite)")  # fmt: skip
+    central = start_central(out)
+    print(f"   broker on {central.broker.host}:{central.broker.port}; database {central.db_url}")
+    station = None
     try:
+        print("\n== 7. Station: a day at the identification desk (simulated reader, real photos),"
+              " its ballot box, closing, printed reports, delivery to the CEC")  # fmt: skip
+        started = time.perf_counter()
+        station = run_station_day(out, broker=(central.broker.host, central.broker.port))
+        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+        print("\n== 8. The other stations' day, delivered over their own uplinks")
+        started = time.perf_counter()
+        definition = central.server.kit.definition
+        truths = run_fast_stations(out, central, {station.runtime.appliance.station.number})
+        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+        print("\n== 9. CEC: results aggregated from the verified station reports")
+        doc = print_results(central, definition)
+        same, total = compare_with_truth(doc, truths)
+        print(f"   each fast station's published ASU count against the simulation's truth: "
+              f"{same} of {total} station contests equal")  # fmt: skip
+        record = out / "election-record"
+        print(f"\n$ shailoo central export-record {record} --kit ...")
+        from central.record import export_record
+
+        print("   " + export_record(central.server.db, central.server.kit, record))
         print(f"\nDemo finished. Everything it made is under {out}/")
         if args.serve is not None:
             import asyncio
@@ -135,5 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("The station's operator screen stays up (Ctrl-C to stop):", flush=True)
             asyncio.run(serve(station.runtime, args.serve))
     finally:
-        station.stop()
+        if station is not None:
+            station.stop()
+        central.stop()
     return 0

@@ -197,6 +197,7 @@ def run_station_day(
         genuine_voter(v, (11 + i // 2, (i % 2) * 30), quiet=True)
     count_stack(app, out, clock)
     clock.now = clock.now.replace(hour=20, minute=0)
+    closed_at = time.perf_counter()
     runtime.close_polls(CHAIR_CODE)
     counts = runtime.screen()["counts"]
     final = app.signer.messages("identification_report")[-1]
@@ -234,11 +235,13 @@ def run_station_day(
         f"exported to {log_path}"
     )
     if uplink is not None:
-        started = time.perf_counter()
         _wait(lambda: uplink.status().pending == 0, "the CEC acknowledges every message", 60.0)
+        acked = max(uplink.outbox.acked_at(m.seq) or clock.now for m in app.signer.messages())
         print(
             f"   delivered: all {len(app.signer.messages())} signed messages acknowledged by "
-            f"the CEC ({(time.perf_counter() - started) * 1000:.0f} ms after printing)"
+            f"the CEC; the closing reports were acknowledged "
+            f"{(time.perf_counter() - closed_at):.1f} s after the close, printing included "
+            f"(last ack recorded at {acked.astimezone(BISHKEK):%H:%M})"
         )
     runtime.camera = None
     return DemoStation(runtime, sim)

@@ -35,8 +35,9 @@ from cryptography import x509
 from crypto.envelope import Envelope
 from sim.truth import FaceTry, How, Mark, Sheet, Truth, Visit
 from station.appliance import DB_FILE, Appliance, Health, Settings
+from station.bundle import VerifyCache
 from station.count import ContestRead, CountSettings, SheetRead
-from station.identify import DeskState, FaceOutcome, Lookup
+from station.identify import DeskState, FaceOutcome, IndexLookup, Lookup
 from station.outbox import Outbox
 from station.state import State
 
@@ -89,6 +90,8 @@ class FastStation:
         *,
         chair_code: str = DEFAULT_CHAIR_CODE,
         settings: Settings | None = None,
+        cache: VerifyCache | None = None,
+        index: IndexLookup | None = None,
     ) -> None:
         settings = settings or Settings()
         if settings.count != CountSettings():
@@ -101,6 +104,8 @@ class FastStation:
         self._root_cert = root_cert
         self._index_dir = index_dir
         self._settings = settings
+        self._cache = cache  # shared by the stations of one process: verified once
+        self._index = index
         self._clock = clock
         self._now: dt.datetime | None = None  # the instant of the step in progress
         self._last: dt.datetime | None = None  # the latest instant a step happened at
@@ -154,6 +159,8 @@ class FastStation:
                 chair_code=self.chair_code,
                 index_dir=self._index_dir,
                 settings=self._settings,
+                cache=self._cache,
+                index=self._index,
             )
         if app.station.id != self.truth.station_id:
             app.close()

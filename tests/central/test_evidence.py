@@ -334,6 +334,26 @@ def test_an_unreadable_asu_report_body_is_a_bad_report(
     assert open_alerts(loaded, kind="bad_report")
 
 
+def test_a_resent_flood_of_one_bad_message_kind_is_one_alert(loaded: Database) -> None:
+    f = FakeStation(D, "uik-101")
+    bad = [f.sign("heartbeat", {"mode": "demo", "state": "open"}) for _ in range(30)]
+    decisions = accept_batch(loaded, D, items(*bad))
+    assert all(d.status == "accepted" for d in decisions)
+    (a,) = open_alerts(loaded, kind="bad_report")
+    assert a.repeats == 30
+
+
+def test_a_log_digest_is_stored_and_changes_only_last_seen(loaded: Database) -> None:
+    f = FakeStation(D, "uik-101")
+    digest = {"from_seq": 0, "to_seq": 40, "count": 41, "head_hash": "ab" * 32,
+              "by_severity": {"info": 40, "warning": 1}}  # fmt: skip
+    (d,) = accept_batch(loaded, D, items(f.sign("log_digest", digest)))
+    assert (d.status, d.reason) == ("accepted", "stored")
+    row = _station(loaded)
+    assert (row["last_seq"], row["state"], row["mode"]) == (0, "not_opened", None)
+    assert loaded.query("SELECT * FROM turnout") == []
+
+
 def test_a_zero_report_that_is_not_zero_is_a_bad_report(loaded: Database) -> None:
     f = FakeStation(D, "uik-101")
     body = f.final_report(f.tallies(random.Random(1), 3)).body | {"phase": "zero"}

@@ -312,6 +312,6 @@ def test_a_closed_station_far_from_its_region_raises_turnout_outlier(db: Databas
     results.publish(db, big, at=AT)
     (a,) = open_alerts(db, kind="turnout_outlier")
     assert a.station_id == "uik-500"
-    assert "turnout 95.00% against a median of 51.00%" in a.detail
+    assert "turnout 95.00% against a median of 52.00%" in a.detail
     results.publish(db, big, at=AT)  # still an outlier: no second alert
     assert len(open_alerts(db, kind="turnout_outlier")) == 1
