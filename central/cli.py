@@ -7,7 +7,14 @@ import datetime as dt
 import getpass
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from central.server import CentralServer
 
 DEFAULT_DB = "sqlite:///central-data/central.sqlite"
 
@@ -36,7 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--broker", default=None, metavar="HOST:PORT", help="default: the kit's")
     r.add_argument("--workers", type=int, default=2, help="ingest worker processes")
     r.add_argument("--serve", type=int, default=None, metavar="PORT",
-                   help="also serve the server room on 127.0.0.1:PORT")  # fmt: skip
+                   help="also serve the server room (staff) on 127.0.0.1:PORT")  # fmt: skip
+    r.add_argument("--site", type=int, default=None, metavar="PORT",
+                   help="also serve the public results site on PORT")  # fmt: skip
+    r.add_argument("--site-host", default="127.0.0.1", help="address of the public site")
     r.set_defaults(func=cmd_run)
 
     a = csub.add_parser(
@@ -96,7 +106,6 @@ def _host_port(value: str) -> tuple[str, int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
-    import threading
 
     from central.db import DatabaseError
     from central.kit import KitError, load_kit
@@ -120,8 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        if args.serve is not None:
-            _serve(server, args.serve, done)
+        if args.serve is not None or args.site is not None:
+            _serve(server, done, room=args.serve, site=args.site, site_host=args.site_host)
         else:
             done.wait()
     except KeyboardInterrupt:
@@ -131,30 +140,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(server: object, port: int, done: object) -> None:
+def _serve(
+    server: CentralServer,
+    done: threading.Event,
+    *,
+    room: int | None,
+    site: int | None,
+    site_host: str = "127.0.0.1",
+) -> None:
     import asyncio
 
-    from central.serverroom.app import make_app
+    apps: list[tuple[web.Application, str, int]] = []
+    if room is not None:
+        from central.serverroom.app import make_app
 
-    srv = server  # CentralServer
-    app = make_app(srv.settings.db_url, srv.kit.definition, clock=srv.clock)  # type: ignore[attr-defined]
-    print(f"server room: http://127.0.0.1:{port}/")
-    asyncio.run(_run_app(app, port, done))
+        apps.append(
+            (make_app(server.settings.db_url, server.kit.definition, clock=server.clock),
+             "127.0.0.1", room)
+        )  # fmt: skip
+        print(f"server room (staff): http://127.0.0.1:{room}/")
+    if site is not None:
+        apps.append((public_site(server), site_host, site))
+        print(f"public results site: http://{site_host}:{site}/")
+    asyncio.run(_run_apps(apps, done))
 
 
-async def _run_app(app: object, port: int, done: object) -> None:
+def public_site(server: CentralServer) -> web.Application:
+    """The public site of a running server (it offers the record, which the server signs)."""
+    from central.site.app import Settings, make_site
+
+    return make_site(
+        server.settings.db_url,
+        server.kit.definition,
+        kit_dir=server.settings.kit_dir,
+        clock=server.clock,
+        settings=Settings(record_kit=server.kit),
+    )
+
+
+async def _run_apps(apps: list[tuple[web.Application, str, int]], done: threading.Event) -> None:
     import asyncio
 
-    from aiohttp import web
-
-    runner = web.AppRunner(app)  # type: ignore[arg-type]
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runners = []
+    for app, host, port in apps:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        runners.append(runner)
     try:
-        while not done.is_set():  # type: ignore[attr-defined]
+        while not done.is_set():
             await asyncio.sleep(0.5)
     finally:
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
 
 
 def cmd_authorise_device(args: argparse.Namespace) -> int:

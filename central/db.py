@@ -64,12 +64,18 @@ class Database:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        """A read-only transaction: one consistent view, without taking the write lock."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
     def query(self, sql: str, params: Params = ()) -> list[Row]:
-        with self.transaction() as tx:
+        with self.snapshot() as tx:
             return tx.query(sql, params)
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
-        with self.transaction() as tx:
+        with self.snapshot() as tx:
             return tx.one(sql, params)
 
     def close(self) -> None:
@@ -158,6 +164,22 @@ class SqliteDatabase(Database):
             finally:
                 self._depth = 0
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        with self._lock:
+            if self._depth:  # inside a write transaction: read what it sees
+                yield _SqliteTx(self._conn)
+                return
+            self._conn.execute("PRAGMA query_only = ON")
+            self._conn.execute("BEGIN DEFERRED")  # WAL: readers never wait for the writer
+            self._depth = 1
+            try:
+                yield _SqliteTx(self._conn)
+            finally:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                self._conn.execute("PRAGMA query_only = OFF")
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -233,6 +255,20 @@ class PostgresDatabase(Database):
             self._depth = 1
             try:
                 with self._conn.transaction():
+                    yield _PgTx(self._conn)
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        with self._lock:
+            if self._depth:
+                yield _PgTx(self._conn)
+                return
+            self._depth = 1
+            try:
+                with self._conn.transaction():
+                    self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     yield _PgTx(self._conn)
             finally:
                 self._depth = 0

@@ -27,6 +27,7 @@ from central.kit import load_kit
 
 log = logging.getLogger("shailoo.central")
 Clock = Callable[[], dt.datetime]
+KEEP_VERSIONS = 10
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,13 @@ class CentralServer:
         self._publisher.start()
 
     def publish_now(self) -> None:
-        results.publish(self.db, self.kit.definition, at=self.clock())
+        pub = results.publish(self.db, self.kit.definition, at=self.clock())
+        if pub.new and pub.version is not None:
+            # A national document is ~20 MB: keep the newest few, not one per half second.
+            # The evidence (every signed message) is kept whole; any version can be rebuilt.
+            with self.db.transaction() as tx:
+                tx.execute("DELETE FROM published WHERE version <= ?",
+                           (pub.version - KEEP_VERSIONS,))  # fmt: skip
 
     def _publish_loop(self) -> None:
         while not self._stopping.wait(self.settings.publish_every):

@@ -3,7 +3,7 @@
 This is how a printed report carries its own proof (as Brazil's polling-station
 tally does): anyone who photographs the QR codes on the door can rebuild the
 exact signed envelope and check it against the CEC root, with no network.
-Pure: texts in, bytes out; reading images lives in station/qrread.py.
+Pure: texts in, bytes out; reading images lives in crypto/qrimage.py.
 
 Every QR text is one ASCII header line, a newline, then content::
 

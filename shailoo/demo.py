@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=int,
         metavar="PORT",
         default=None,
-        help="afterwards, keep the station's operator screen running on 127.0.0.1:PORT",
+        help="afterwards, keep the public results site on 127.0.0.1:PORT, the server room on "
+        "PORT+1 and the station's operator screen on PORT+2 running",
     )
     p.set_defaults(func=cmd_demo)
 
@@ -157,10 +158,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.serve is not None:
             import asyncio
 
-            from station.ui.app import serve
+            from shailoo.demo_central import serve_all
 
-            print("The station's operator screen stays up (Ctrl-C to stop):", flush=True)
-            asyncio.run(serve(station.runtime, args.serve))
+            asyncio.run(serve_all(central, station.runtime, args.serve))
     finally:
         if station is not None:
             station.stop()

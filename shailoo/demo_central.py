@@ -31,6 +31,7 @@ from sim.fast_station import FastStation
 from sim.truth import Popularity, make_truth, read_roll
 from station.appliance import Settings
 from station.bundle import VerifyCache
+from station.runtime import StationRuntime
 from station.uplink import Uplink
 
 
@@ -200,3 +201,42 @@ def _wait(pred: Callable[[], bool], what: str, timeout: float) -> None:
         if time.monotonic() > end:
             raise RuntimeError(f"{what}: not reached in {timeout:.0f} s")
         time.sleep(0.05)
+
+
+async def serve_all(central: CentralDemo, runtime: StationRuntime, port: int) -> None:
+    """The public site, the server room and the station's screen, until Ctrl-C or SIGTERM."""
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    from central.cli import public_site
+    from central.serverroom.app import make_app as server_room
+    from station.ui.app import make_app as station_screen
+
+    server = central.server
+    apps = [
+        ("public results site", public_site(server), port),
+        ("server room (staff; `shailoo central account add` makes an account)",
+         server_room(server.settings.db_url, server.kit.definition, clock=server.clock),
+         port + 1),
+        (f"station {runtime.appliance.station.number}'s operator screen",
+         station_screen(runtime), port + 2),
+    ]  # fmt: skip
+    runners = []
+    for what, app, p in apps:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", p).start()
+        runners.append(runner)
+        print(f"   {what}: http://127.0.0.1:{p}/", flush=True)
+    print("Running with the finished election day on it (Ctrl-C to stop).", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for runner in runners:
+            await runner.cleanup()

@@ -1,9 +1,10 @@
 """`shailoo verify-qr`: read a printed report's QR codes from photos or scans and verify them.
 
-Used by observers and the CEC, not only at the station.  It lives here rather
-than in crypto/ because it needs image libraries (zxing-cpp, OpenCV, Pillow)
-that crypto/ must not depend on; it imports nothing from the station runtime,
-so `from station.qrread import main_verify_qr` pulls in only crypto and these.
+Used by observers and the CEC, not only at the station.  Reading the codes out of
+an image is crypto/qrimage.py (the public results site's "check a report" uses it
+too); this module imports nothing from the station runtime, so
+`from station.qrread import main_verify_qr` pulls in only crypto and the image
+libraries.
 """
 
 from __future__ import annotations
@@ -13,47 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-from PIL import Image
-
 from crypto.certs import cert_from_pem
 from crypto.errors import CryptoError
 from crypto.qrchain import MAGIC, VerifiedReport, group_parts, verify_parts
+from crypto.qrimage import read_qr_texts
 
 __all__ = ["build_parser", "main_verify_qr", "read_qr_texts", "register"]
-
-
-def _decode_zxing(gray: np.ndarray) -> list[str] | None:
-    try:
-        import zxingcpp  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    out = []
-    for r in zxingcpp.read_barcodes(
-        gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
-    ):
-        try:  # the raw bytes, so no charset guess can change a character
-            out.append(bytes(r.bytes).decode("utf-8"))
-        except (UnicodeDecodeError, AttributeError):
-            out.append(r.text)
-    return out
-
-
-def _decode_opencv(gray: np.ndarray) -> list[str]:
-    import cv2
-
-    ok, texts, _, _ = cv2.QRCodeDetector().detectAndDecodeMulti(gray)
-    return [t for t in texts if t] if ok else []
-
-
-def read_qr_texts(image: Path) -> list[str]:
-    """Every QR code's text in one photo or scan (zxing-cpp; OpenCV if it is not installed)."""
-    with Image.open(image) as im:
-        gray = np.asarray(im.convert("L"))
-    texts = _decode_zxing(gray)
-    if texts is None:
-        texts = _decode_opencv(gray)
-    return texts
 
 
 def _counts(body: dict[str, Any], prefix: str = "") -> list[str]:
