@@ -99,6 +99,7 @@ def _run(tmp: Path) -> list[Figure]:
     root = certs.cert_from_pem(root_pem.read_bytes())
     day = kit.definition.date
     figures: list[Figure] = []
+    stopped = False
     try:
         closes: list[float] = []
         sizes: dict[str, int] = {}
@@ -155,6 +156,8 @@ def _run(tmp: Path) -> list[Figure]:
         _wait(_drained(up2), "queued heartbeats acked", timeout=300)
         rate = QUEUED / (time.perf_counter() - t0)
         up2.stop()
+        worker.stop()  # the baseline's raw payloads are not reports: keep them from ingest
+        stopped = True
         raw = _mqtt_throughput(kit, prov, numbers[1], passphrases[numbers[1]], broker, size)
         braw = Figure(f"plain MQTT QoS 1 publish -> subscribe ({size} B)", raw, "msg/s")
         figures.append(braw)
@@ -171,7 +174,8 @@ def _run(tmp: Path) -> list[Figure]:
                 up.stop()
             app.close()
     finally:
-        worker.stop()
+        if not stopped:
+            worker.stop()
         broker.stop()
     return figures
 
