@@ -179,7 +179,7 @@ def start_mosquitto(
     a user, because Mosquitto would otherwise drop to user "mosquitto" and
     could not read test files under a private tmp directory.
     """
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()  # Mosquitto does not resolve relative paths as we do
     workdir.mkdir(parents=True, exist_ok=True)
     attempts = 1 if port is not None else 3
     last: BrokerError | None = None
@@ -234,11 +234,11 @@ def start_for_kit(kit_dir: Path, workdir: Path, *, port: int | None = None) -> B
     from provisioning.central_kit import tls_users
 
     settings = BrokerSettings.model_validate_json((kit_dir / BROKER_FILE).read_bytes())
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()  # Mosquitto does not resolve relative paths as we do
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     acl = workdir / "shailoo.acl"
     acl.write_text(render_acl(ACL_TEMPLATE.read_text(), settings.topic_prefix, tls_users()))
-    pki = kit_dir / BROKER_DIR
+    pki = kit_dir.resolve() / BROKER_DIR
     return start_mosquitto(
         CONF_TEMPLATE.read_text(),
         workdir,
