@@ -28,6 +28,7 @@ from typing import Any
 from central.db import Database
 from central.devices import all_devices
 from central.kit import CentralKit
+from central.results import publish
 from crypto import certs
 from crypto.envelope import CEC_STATION, GENESIS_PREV, format_time, sign_envelope
 from election import bundle as B
@@ -52,6 +53,16 @@ def export_record(
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "messages").mkdir(parents=True)
+    # One transaction that holds off ingest: publish the results of exactly the evidence
+    # exported, so the record verifies (a report accepted in between would differ).
+    with db.transaction() as tx:
+        if db.kind == "postgresql":
+            tx.execute("LOCK TABLE messages, manual_protocols IN SHARE MODE")
+        publish(db, kit.definition, at=at)
+        return _export(db, kit, out, tmp, at)
+
+
+def _export(db: Database, kit: CentralKit, out: Path, tmp: Path, at: dt.datetime) -> str:
     files: dict[str, bytes] = {
         B.ELECTION_FILE: kit.definition.canonical_bytes(),
         B.ROOT_CERT_FILE: certs.cert_to_pem(kit.root_cert),

@@ -41,6 +41,14 @@ STATE_RANK = {NOT_OPENED: 0, OPEN: 1, CLOSED: 2, DELIVERED: 3}
 HEARTBEAT_STATE = {"setup": NOT_OPENED, "open": OPEN, "closed": CLOSED, "transmitted": CLOSED}
 
 TELEMETRY = ("battery_percent", "on_mains", "signal_dbm", "outbox_pending")
+# What a heartbeat may plausibly say; anything else is shown as unknown (and would not fit a
+# 32-bit column on PostgreSQL, failing the whole batch).
+_TELEMETRY_RANGE = {
+    "battery_percent": (0, 100),
+    "on_mains": (0, 1),
+    "signal_dbm": (-200, 0),
+    "outbox_pending": (0, 1_000_000_000),
+}
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,8 @@ def read_message(definition: ElectionDefinition, env: Envelope) -> Reading:
         if mode != LIVE:
             raise _Bad(f"mode must be live or test, not {body.get('mode')!r}")
         reading = _READERS[env.kind](definition, env)
-    except (_Bad, KeyError, TypeError, ValueError, ValidationError) as e:
+    except (_Bad, KeyError, TypeError, ValueError, ValidationError, OverflowError) as e:
+        # OverflowError: a signed time like 9999-12-31T23:59:59-10:00 cannot be converted
         why = _short(e)
         return Reading(
             mode=mode,
@@ -208,7 +217,13 @@ def _identification(definition: ElectionDefinition, env: Envelope) -> Reading:
         raise _Bad("by_hour must be an object")
     counts: dict[int, int] = {}
     for key in by_hour:
-        if not (isinstance(key, str) and len(key) == 2 and key.isdigit() and int(key) < 24):
+        if not (
+            isinstance(key, str)
+            and len(key) == 2
+            and key.isascii()
+            and key.isdigit()
+            and int(key) < 24
+        ):
             raise _Bad(f"by_hour has a key {key!r} that is not an hour 00..23")
         counts[int(key)] = _count(by_hour, key)
     if sum(counts.values()) != voted:
@@ -275,7 +290,9 @@ def _telemetry(body: dict[str, Any]) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for key in TELEMETRY:
         v = body.get(key)
-        out[key] = int(v) if isinstance(v, int) else None  # bool on_mains -> 0/1
+        low, high = _TELEMETRY_RANGE[key]
+        n = int(v) if isinstance(v, int) else None  # bool on_mains -> 0/1
+        out[key] = n if n is not None and low <= n <= high else None
     return out
 
 

@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from shailoo import demo
     from station import cli as station_cli
     from station import qrread
+    from verifier import cli as verifier_cli
 
     parser = argparse.ArgumentParser(
         prog="shailoo",
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     central_cli.register(sub)
     biometrics_cli.register(sub)
     qrread.register(sub)
+    verifier_cli.register(sub)
     ballot = sub.add_parser("ballot", help="ballot sheets: render, read, test deck")
     bsub = ballot.add_subparsers(dest="ballot_command", required=True, metavar="ACTION")
     provisioning_cli.register_ballot(bsub)

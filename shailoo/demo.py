@@ -154,6 +154,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from central.record import export_record
 
         print("   " + export_record(central.server.db, central.server.kit, record))
+        root = out / "cec" / "root-cert.pem"
+        print(f"\n== 10. Anyone: check the record independently\n$ shailoo verify {record} "
+              f"--root {root}")  # fmt: skip
+        verified = main(["verify", str(record), "--root", str(root)])
+        if verified != 0:
+            print(f"demo stopped: the election record did not verify (exit code {verified})")
+            return verified
         print(f"\nDemo finished. Everything it made is under {out}/")
         if args.serve is not None:
             import asyncio

@@ -501,3 +501,25 @@ def test_two_workers_accepting_the_same_stations_at_once_store_each_message_once
     incremental = aggregate.snapshot(loaded)
     aggregate.recompute(loaded, D)
     assert aggregate.snapshot(loaded) == incremental
+
+
+
+def test_a_heartbeat_with_absurd_telemetry_is_stored_and_shows_unknown() -> None:
+    """A value that would not fit a column must not fail the batch: it reads as unknown."""
+    from central.report_bodies import read_message
+
+    body = {"state": "open", "mode": "live", "battery_percent": 2**50, "on_mains": True,
+            "signal_dbm": -70, "outbox_pending": -5}  # fmt: skip
+    env = FakeStation(D, "uik-101").sign("heartbeat", body)
+    assert read_message(D, env).telemetry == {
+        "battery_percent": None, "on_mains": 1, "signal_dbm": -70, "outbox_pending": None,
+    }  # fmt: skip
+
+
+def test_a_time_beyond_the_calendar_makes_the_report_unreadable_not_the_batch() -> None:
+    from central.report_bodies import read_message
+
+    body = {"mode": "live", "as_of": "9999-12-31T23:59:59-10:00", "registered": 10, "voted": 1}
+    env = FakeStation(D, "uik-101").sign("turnout", body)
+    reading = read_message(D, env)
+    assert reading.problem is not None and reading.problem.kind == "bad_report"
