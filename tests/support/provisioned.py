@@ -13,7 +13,7 @@ from election.definition import ElectionDefinition
 from provisioning.bundle import BuildSummary, build_bundles
 from provisioning.keyceremony import RootCA, create_root
 from provisioning.roll import validate_roll
-from provisioning.sample import generate_sample
+from provisioning.sample import Kind, generate_sample
 
 REPO = Path(__file__).resolve().parents[2]
 FACES = Path(os.environ.get("SHAILOO_FACES", REPO.parent / "shared" / "data" / "faces"))
@@ -56,7 +56,7 @@ class Provisioned:
 
 
 def provision(
-    base: Path, *, stations: int = 4, voters: int = 25, seed: int = 7, kind: str = "parliament"
+    base: Path, *, stations: int = 4, voters: int = 25, seed: int = 7, kind: Kind = "parliament"
 ) -> Provisioned:
     sample = generate_sample(
         base / "sample",

@@ -77,15 +77,27 @@
       .catch(function () { busy = false; });
   }
 
-  var source = new EventSource("/api/v1/events");
-  source.addEventListener("version", function (ev) {
-    var data;
-    try { data = JSON.parse(ev.data); } catch (e) { return; }
-    if (data && typeof data.version === "number" && data.version > shown) {
-      load(data.version, 3);
-    }
+  var source = null;
+  function listen() {
+    source = new EventSource("/api/v1/events");
+    source.addEventListener("version", function (ev) {
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      if (data && typeof data.version === "number" && data.version > shown) {
+        load(data.version, 3);
+      }
+    });
+    source.addEventListener("error", function () {
+      if (source && source.readyState === EventSource.CLOSED) { say("data-failed"); }
+    });
+  }
+  /* A page kept in the back/forward cache must not keep its stream open: six of them
+     would use up the browser's connections to the site and the next page would hang. */
+  window.addEventListener("pagehide", function () {
+    if (source) { source.close(); source = null; }
   });
-  source.addEventListener("error", function () {
-    if (source.readyState === EventSource.CLOSED) { say("data-failed"); }
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted && !source) { listen(); }
   });
+  listen();
 }());
