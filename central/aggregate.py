@@ -22,7 +22,7 @@ maximum, not by comparing with what is stored), so comparing the two checks both
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,17 +123,38 @@ def obj_vec(obj: Mapping[str, Any]) -> Vec:
 def vec_obj(contest: Contest, v: Mapping[str, int]) -> dict[str, Any]:
     """The stored form of a vector: ContestTally.to_obj() with every option and candidate,
     the invalid breakdown without zeros (and none if it only says "unspecified")."""
-    reasons = {k[2:]: n for k, n in sorted(v.items()) if k.startswith("r:") and n}
+    reasons = {k[2:]: n for k in sorted(k for k in v if k.startswith("r:")) if (n := v[k])}
     if set(reasons) == {UNSPECIFIED_REASON}:
         reasons = {}
+    votes, preferences = _vec_keys(contest)
+    get = v.get
     return {
         "contest_id": contest.id,
-        "ballots": v.get("ballots", 0),
-        "invalid": v.get("invalid", 0),
+        "ballots": get("ballots", 0),
+        "invalid": get("invalid", 0),
         "invalid_by_reason": reasons,
-        "votes": {o.id: v.get("v:" + o.id, 0) for o in contest.options},
-        "preferences": {c.id: v.get("p:" + c.id, 0) for o in contest.options for c in o.candidates},
+        "votes": {oid: get(k, 0) for k, oid in votes},
+        "preferences": {cid: get(k, 0) for k, cid in preferences},
     }
+
+
+_VEC_KEYS: dict[int, tuple[Contest, list[tuple[str, str]], list[tuple[str, str]]]] = {}
+
+
+def _vec_keys(contest: Contest) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(vector key, id) of the contest's options and of its candidates, in contest order
+    (made once per contest: a party list has hundreds of candidates)."""
+    got = _VEC_KEYS.get(id(contest))
+    if got is None or got[0] is not contest:  # the contest is kept, so its id stays its own
+        if len(_VEC_KEYS) >= 4096:
+            _VEC_KEYS.clear()
+        got = (
+            contest,
+            [("v:" + o.id, o.id) for o in contest.options],
+            [("p:" + c.id, c.id) for o in contest.options for c in o.candidates],
+        )
+        _VEC_KEYS[id(contest)] = got
+    return got[1], got[2]
 
 
 def add_vec(acc: Vec, v: Mapping[str, int], sign: int = 1) -> None:
@@ -156,14 +177,35 @@ def dumps(obj: Any) -> str:
 
 def station_areas(definition: ElectionDefinition, station_id: str) -> list[tuple[str, str]]:
     """(level, unit) of every unit above a station, lowest first."""
-    commission = definition.commission(definition.station(station_id).commission_id)
-    district = definition.district(commission.district_id)
-    return [
-        ("commission", commission.id),
-        ("district", district.id),
-        ("region", district.region_id),
-        ("nation", NATION),
-    ]
+    return list(_areas(definition)(station_id))
+
+
+Areas = tuple[tuple[str, str], ...]
+_AREAS: dict[str, dict[str, Areas]] = {}
+
+
+def _areas(definition: ElectionDefinition) -> Callable[[str], Areas]:
+    """station id -> its `station_areas`, remembered per election (looked up per message)."""
+    known = _AREAS.get(definition.election_hash)
+    if known is None:
+        if len(_AREAS) >= 16:
+            _AREAS.clear()
+        known = _AREAS[definition.election_hash] = {}
+
+    def areas(station_id: str) -> Areas:
+        got = known.get(station_id)
+        if got is None:
+            commission = definition.commission(definition.station(station_id).commission_id)
+            district = definition.district(commission.district_id)
+            got = known[station_id] = (
+                ("commission", commission.id),
+                ("district", district.id),
+                ("region", district.region_id),
+                ("nation", NATION),
+            )
+        return got
+
+    return areas
 
 
 def contest_areas(
@@ -215,15 +257,20 @@ class Changes:
     differences they make above, applied together by `flush`.
 
     Tracks each touched station's current contribution itself, so setting the same
-    one twice in a batch (a report and then a later one) adds up right.
+    one twice in a batch (a report and then a later one) adds up right.  The
+    differences above are summed once, at `flush`: each changed station's (new - old)
+    into its commission, commissions into their districts, and so on up (a batch of
+    final reports touches a few commissions, so this is much less work than adding
+    every station into all four levels).
     """
 
     def __init__(self, definition: ElectionDefinition) -> None:
         self.definition = definition
+        self._areas = _areas(definition)
         self._tallies: dict[tuple[str, str, str], Vec | None] = {}
         self._loaded: set[tuple[str, str]] = set()
         self._dirty: set[tuple[str, str, str]] = set()
-        self._tally_delta: dict[Key, tuple[Vec, list[int]]] = {}
+        self._before: dict[tuple[str, str, str], Vec | None] = {}  # as at the last flush
         self._turnout: dict[str, dict[str, int]] = {}
         self._dirty_turnout: set[str] = set()
         self._turnout_delta: dict[tuple[str, str], dict[str, int]] = {}
@@ -242,25 +289,72 @@ class Changes:
                 )
         return self._tallies.get((station_id, contest_id, source))
 
+    def prefetch_tallies(self, tx: Tx, station_ids: list[str], source: str) -> None:
+        """Read the contributions of many stations from a source at once (as `tally`
+        would, one query per station)."""
+        todo = [s for s in station_ids if (s, source) not in self._loaded]
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            for r in tx.query(
+                "SELECT unit, contest_id, tally FROM tallies WHERE level = 'station'"
+                f" AND source = ? AND unit IN ({', '.join('?' * len(chunk))})",
+                [source, *chunk],
+            ):
+                self._tallies.setdefault(
+                    (r["unit"], r["contest_id"], source), obj_vec(json.loads(r["tally"]))
+                )
+            self._loaded.update((s, source) for s in chunk)
+
     def set_tally(
         self, tx: Tx, station_id: str, contest_id: str, source: str, new: Vec | None
     ) -> None:
+        key = (station_id, contest_id, source)
         old = self.tally(tx, station_id, contest_id, source)
         if old == new:
             return
-        self._tallies[(station_id, contest_id, source)] = new
-        self._dirty.add((station_id, contest_id, source))
-        contest = self.definition.contest(contest_id)
-        for level, unit in contest_areas(self.definition, station_id, contest):
-            vec, stations = self._tally_delta.setdefault(
-                (level, unit, contest_id, source), ({}, [0])
-            )
+        self._before.setdefault(key, old)
+        self._tallies[key] = new
+        self._dirty.add(key)
+
+    def _tally_deltas(self) -> dict[Key, tuple[Vec, list[int]]]:
+        """What the changed station contributions add at every level above them:
+        (vector, number of stations) per (level, unit, contest, source)."""
+        parent: dict[Key, tuple[Vec, list[int]]] = {}
+        for key, old in sorted(self._before.items()):
+            new = self._tallies[key]
+            if old == new:
+                continue
+            sid, cid, source = key
+            commission = self._areas(sid)[0][1]
+            vec, stations = parent.setdefault(("commission", commission, cid, source), ({}, [0]))
             if old is not None:
                 add_vec(vec, old, -1)
                 stations[0] -= 1
             if new is not None:
                 add_vec(vec, new)
                 stations[0] += 1
+        out = dict(parent)
+        while parent:  # commissions into districts, districts into regions, regions into the nation
+            children, parent = parent, {}
+            for (level, unit, cid, source), (vec, stations) in children.items():
+                above = self._above(level, unit, cid)
+                if above is None:
+                    continue
+                acc, n = parent.setdefault((*above, cid, source), ({}, [0]))
+                add_vec(acc, vec)
+                n[0] += stations[0]
+            out.update(parent)
+        return out
+
+    def _above(self, level: str, unit: str, contest_id: str) -> tuple[str, str] | None:
+        """The unit a unit's numbers of a contest are summed into (None: the top for it)."""
+        if level == "commission":
+            return ("district", self.definition.commission(unit).district_id)
+        if level == "district" and self.definition.contest(contest_id).district_id is None:
+            return ("region", self.definition.district(unit).region_id)
+        if level == "region":
+            return ("nation", NATION)
+        return None  # the nation, or the district of a district contest
 
     def turnout(self, tx: Tx, station_id: str) -> dict[str, int]:
         """The station's current turnout contribution (all zeros before any)."""
@@ -294,7 +388,7 @@ class Changes:
             return
         self._turnout[station_id] = dict(new)
         self._dirty_turnout.add(station_id)
-        for area in station_areas(self.definition, station_id):
+        for area in self._areas(station_id):
             delta = self._turnout_delta.setdefault(area, dict.fromkeys(TURNOUT_COLUMNS, 0))
             for c in TURNOUT_COLUMNS:
                 delta[c] += new[c] - old[c]
@@ -333,8 +427,9 @@ class Changes:
             )
         where = " WHERE level = ? AND unit = ? AND contest_id = ? AND source = ?"
         updated = []
-        for key in sorted(self._tally_delta):
-            vec, (stations,) = self._tally_delta[key]
+        deltas = self._tally_deltas()
+        for key in sorted(deltas):
+            vec, (stations,) = deltas[key]
             if not vec and not stations:
                 continue
             # the UPDATE takes the row lock (key order: no deadlock) and reads the row
@@ -366,7 +461,7 @@ class Changes:
             )
         self._dirty.clear()
         self._dirty_turnout.clear()
-        self._tally_delta.clear()
+        self._before.clear()
         self._turnout_delta.clear()
 
 

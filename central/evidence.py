@@ -42,6 +42,7 @@ from central.alerts import (
 )
 from central.db import Database, Tx
 from central.report_bodies import (
+    ASU_REPORT,
     DELIVERED,
     FINAL,
     FIRST,
@@ -155,6 +156,18 @@ def accept_batch(
             {sid: [items[i][0].seq for i in ix] for sid, ix in by_station.items()}
         )
         batch.changes.prefetch_turnout(tx, sorted(by_station))
+        batch.changes.prefetch_tallies(  # the stations a final ASU report may set a tally of
+            tx,
+            sorted(
+                {
+                    items[i][0].station
+                    for ix in by_station.values()
+                    for i in ix
+                    if items[i][0].kind == ASU_REPORT and items[i][0].body.get("phase") == FINAL
+                }
+            ),
+            ASU,
+        )
         for sid, indexes in sorted(by_station.items()):
             got = batch.station(rows[sid], [items[i] for i in indexes], known.get(sid, {}))
             for n, decision in got:
@@ -242,6 +255,7 @@ class _Batch:
         self.messages: list[tuple[Any, ...]] = []
         self.hours: list[tuple[str, str, int, int]] = []
         self.stations: list[_StationState] = []
+        self.delivered: list[tuple[str, str]] = []  # (received_at, station id)
 
     def refuse_early(
         self, env: Envelope, raw: bytes, received: dt.datetime | str, early: tuple[str, str]
@@ -331,6 +345,12 @@ class _Batch:
             )
         if self.stations:
             _StationState.save_all(self.tx, self.stations)
+        if self.delivered:  # resolve_alerts(kind="not_delivered") of each, in one statement
+            self.tx.executemany(
+                "UPDATE alerts SET resolved_at = ? WHERE resolved_at IS NULL"
+                " AND kind = 'not_delivered' AND station_id = ?",
+                self.delivered,
+            )
         self.changes.flush(self.tx)
 
     # --- the chain --------------------------------------------------------------------------
@@ -491,7 +511,7 @@ class _Batch:
             row["state"] = r.state
         if row["asu_phase"] == FINAL and row["ident_phase"] == FINAL and row["state"] != DELIVERED:
             row["state"] = DELIVERED
-            resolve_alerts(self.tx, kind="not_delivered", station_id=row["station_id"], at=rec)
+            self.delivered.append((rec, row["station_id"]))  # resolve not_delivered (write)
         return "stored and applied" + "".join(f"; {n}" for n in notes if n)
 
     def _apply_asu(self, st: _StationState, env: Envelope, h: str, rec: str, r: Reading) -> str:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import datetime as dt
 import json
 import re
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _json_str  # what canonical_json does to a str
 from typing import Any
 
 from cryptography import x509
@@ -83,6 +83,70 @@ def format_time(when: dt.datetime) -> str:
 
 def _check_json(value: Any, path: str, depth: int) -> None:
     """JSON-shaped, no floats, integers a JavaScript verifier reads exactly, bounded depth."""
+    if not _json_ok(value, depth):
+        _explain_json(value, path, depth)
+
+
+def _json_ok(value: Any, depth: int) -> bool:
+    """True only if `_check_json` passes: one quick walk building no paths (a report body
+    has hundreds of values).  False for anything unusual (e.g. an int subclass), which
+    `_explain_json` then judges and names."""
+    if depth > MAX_DEPTH:
+        return False
+    if type(value) is dict:
+        if value and depth >= MAX_DEPTH:  # its keys and values would be too deep
+            return False
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or _utf8_ok(k)):
+                return False
+            t = type(v)
+            if t is int:
+                if not -MAX_INT <= v <= MAX_INT:
+                    return False
+            elif t is str:
+                if not (v.isascii() or _utf8_ok(v)):
+                    return False
+            elif t is dict or t is list:
+                if not _json_ok(v, depth + 1):
+                    return False
+            elif v is not None and t is not bool:
+                return False
+        return True
+    if type(value) is list:
+        if value and depth >= MAX_DEPTH:
+            return False
+        for v in value:
+            t = type(v)
+            if t is int:
+                if not -MAX_INT <= v <= MAX_INT:
+                    return False
+            elif t is str:
+                if not (v.isascii() or _utf8_ok(v)):
+                    return False
+            elif t is dict or t is list:
+                if not _json_ok(v, depth + 1):
+                    return False
+            elif v is not None and t is not bool:
+                return False
+        return True
+    t = type(value)
+    if t is int:
+        return -MAX_INT <= value <= MAX_INT
+    if t is str:
+        return value.isascii() or _utf8_ok(value)
+    return value is None or t is bool
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _explain_json(value: Any, path: str, depth: int) -> None:
+    """The careful walk: raises EnvelopeError naming the first value that is wrong."""
     if depth > MAX_DEPTH:
         raise EnvelopeError(f"{path}: nested deeper than {MAX_DEPTH} levels")
     if value is None or isinstance(value, bool | str):
@@ -102,14 +166,14 @@ def _check_json(value: Any, path: str, depth: int) -> None:
         raise EnvelopeError(f"{path}: floats are not allowed; use an integer or a decimal string")
     if isinstance(value, list):
         for i, v in enumerate(value):
-            _check_json(v, f"{path}[{i}]", depth + 1)
+            _explain_json(v, f"{path}[{i}]", depth + 1)
         return
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise EnvelopeError(f"{path}: object keys must be strings, got {k!r}")
-            _check_json(k, f"{path} key", depth + 1)
-            _check_json(v, f"{path}.{k}", depth + 1)
+            _explain_json(k, f"{path} key", depth + 1)
+            _explain_json(v, f"{path}.{k}", depth + 1)
         return
     raise EnvelopeError(f"{path}: {type(value).__name__} is not a JSON value")
 
@@ -136,7 +200,20 @@ class Envelope:
     body: dict[str, Any]
     sig: str
 
+    # Derived bytes are kept on the instance once made (`_wire`, `_unsigned`): the fields
+    # never change after construction (frozen, and the body is the envelope's own).
+
     def __post_init__(self) -> None:
+        self._check_head()
+        if not isinstance(self.body, dict):
+            raise EnvelopeError(f"body must be a JSON object, got {type(self.body).__name__}")
+        _check_json(self.body, "body", 1)
+        # A private deep copy: the caller mutating its dict must not change a signed envelope.
+        object.__setattr__(self, "body", _copy_json(self.body))
+        self._check_sig()
+
+    def _check_head(self) -> None:
+        """The checks of every field before the body, in order."""
         for name in ("kind", "election", "station", "device", "prev", "time", "sig"):
             v = getattr(self, name)
             if not isinstance(v, str):
@@ -164,11 +241,8 @@ class Envelope:
             dt.datetime.fromisoformat(self.time)
         except ValueError:
             raise EnvelopeError(f"time {self.time!r} is not a real date and time") from None
-        if not isinstance(self.body, dict):
-            raise EnvelopeError(f"body must be a JSON object, got {type(self.body).__name__}")
-        _check_json(self.body, "body", 1)
-        # A private deep copy: the caller mutating its dict must not change a signed envelope.
-        object.__setattr__(self, "body", _copy_json(self.body))
+
+    def _check_sig(self) -> None:
         if not _B64.match(self.sig):
             raise EnvelopeError("sig must be standard padded base64 of a 64-byte signature")
         try:
@@ -186,7 +260,14 @@ class Envelope:
 
     def to_bytes(self) -> bytes:
         """Canonical JSON wire bytes; the only byte form an envelope has."""
-        return canonical_json(self.to_wire())
+        wire: bytes | None = self.__dict__.get("_wire")
+        if wire is None:
+            unsigned = self.__dict__.get("_unsigned")
+            wire = _insert_sig(self, unsigned) if unsigned is not None else None
+            if wire is None:  # the fields were checked at construction: no float, no odd key
+                wire = canonical_json(self.to_wire(), checked=True)
+            object.__setattr__(self, "_wire", wire)
+        return wire
 
     @property
     def hash(self) -> str:
@@ -217,6 +298,9 @@ class Envelope:
             raise EnvelopeError(
                 f"envelope is not UTF-8 ({exc.reason} at byte {exc.start})"
             ) from None
+        fast = cls._from_canonical(text, data)
+        if fast is not None:
+            return fast
         try:
             obj = json.loads(
                 text,
@@ -246,6 +330,67 @@ class Envelope:
             )
         return env
 
+    @classmethod
+    def _from_canonical(cls, text: str, data: bytes) -> Envelope | None:
+        """The envelope, if `data` is certainly a valid one in canonical form; None: the
+        careful path above decides (and names what is wrong).
+
+        The same checks, done faster: parsed by the plain C decoder (a duplicate key
+        cannot survive the comparison with the canonical form, and every float,
+        constant, huge or deep value is caught by the checks before it), the body
+        walked once without naming paths and not copied (nothing else holds it), and
+        the canonical form serialised once, becoming the envelope's wire bytes."""
+        try:
+            obj = _DECODER.decode(text)
+        except (ValueError, RecursionError):
+            return None
+        if type(obj) is not dict or obj.keys() != _WIRE_KEYS:
+            return None
+        v, body = obj["v"], obj["body"]
+        if type(v) is not int or v != VERSION or type(body) is not dict or not _json_ok(body, 1):
+            return None
+        env = object.__new__(cls)
+        for name in _FIELDS:
+            object.__setattr__(env, name, obj[name])
+        try:
+            env._check_head()
+            env._check_sig()
+        except EnvelopeError:
+            return None
+        # strings, ints, bools, None and string keys only (checked above)
+        if canonical_json(obj, checked=True) != data:
+            return None
+        object.__setattr__(env, "_wire", data)
+        return env
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _wire_tail(env: Envelope) -> bytes:
+    """The end of the canonical wire object after "sig" (keys sort: ..., seq, sig,
+    station, time, v), the same in the unsigned object."""
+    return (
+        f'"station":{_json_str(env.station)},"time":{_json_str(env.time)},"v":{VERSION}}}'
+    ).encode()
+
+
+def _remove_sig(env: Envelope, wire: bytes) -> bytes | None:
+    """canonical_json(wire object without "sig") from the canonical wire bytes."""
+    tail = _wire_tail(env)
+    with_sig = b'"sig":"' + env.sig.encode("ascii") + b'",' + tail
+    return wire[: len(wire) - len(with_sig)] + tail if wire.endswith(with_sig) else None
+
+
+def _insert_sig(env: Envelope, unsigned: bytes) -> bytes | None:
+    """The canonical wire bytes from canonical_json(wire object without "sig")."""
+    tail = _wire_tail(env)
+    if not unsigned.endswith(tail):
+        return None
+    return (
+        unsigned[: len(unsigned) - len(tail)] + b'"sig":"' + env.sig.encode("ascii") + b'",' + tail
+    )
+
 
 def _refuse_float(text: str) -> Any:
     raise EnvelopeError(f"floats are not allowed in envelopes (found {text[:40]})")
@@ -256,7 +401,10 @@ def _refuse_constant(text: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    d: dict[str, Any] = {}
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    d = {}
     for k, v in pairs:
         if k in d:
             raise EnvelopeError(f"duplicate key {k!r} in envelope JSON")
@@ -266,9 +414,16 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def signing_bytes(env: Envelope) -> bytes:
     """The exact bytes the signature covers: prefix, kind, NUL, canonical wire JSON minus sig."""
-    unsigned = env.to_wire()
-    del unsigned["sig"]
-    return DOMAIN_PREFIX + env.kind.encode("ascii") + b"\x00" + canonical_json(unsigned)
+    text: bytes | None = env.__dict__.get("_unsigned")
+    if text is None:
+        wire = env.__dict__.get("_wire")
+        text = _remove_sig(env, wire) if wire is not None else None
+        if text is None:
+            unsigned = env.to_wire()
+            del unsigned["sig"]
+            text = canonical_json(unsigned, checked=True)  # checked at construction
+        object.__setattr__(env, "_unsigned", text)
+    return DOMAIN_PREFIX + env.kind.encode("ascii") + b"\x00" + text
 
 
 def sign_envelope(
@@ -298,7 +453,13 @@ def sign_envelope(
         sig=_PLACEHOLDER_SIG,
     )
     sig = base64.b64encode(key.sign(signing_bytes(draft))).decode("ascii")
-    return dataclasses.replace(draft, sig=sig)
+    # dataclasses.replace(draft, sig=sig) without checking and copying everything again:
+    # the fields are the draft's, checked; a 64-byte signature's base64 is well-formed.
+    env = object.__new__(Envelope)
+    for name in _FIELDS:
+        object.__setattr__(env, name, sig if name == "sig" else getattr(draft, name))
+    object.__setattr__(env, "_unsigned", draft.__dict__["_unsigned"])  # sig is not in it
+    return env
 
 
 def verify_envelope(env: Envelope, public_key: Ed25519PublicKey) -> None:

@@ -19,7 +19,9 @@ Everything serialises to JSON-shaped values with no floats (see
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
+from itertools import repeat
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StrictInt, model_validator
@@ -131,14 +133,19 @@ class ContestTally(Frozen):
             ("candidate", self.preferences),
             ("invalid reason", self.invalid_by_reason),
         ):
+            if min(counts.values(), default=0) >= 0:
+                continue
             for key, n in counts.items():
                 if n < 0:
                     out.append(f"{label} {key} has a negative count ({n})")
 
-        option_ids = [o.id for o in contest.options]
-        out.extend(_key_problems("votes", "option", option_ids, self.votes))
-        candidate_ids = [c.id for o in contest.options for c in o.candidates]
-        out.extend(_key_problems("preferences", "candidate", candidate_ids, self.preferences))
+        ids = _contest_ids(contest)
+        out.extend(_key_problems("votes", "option", ids.options, self.votes, ids.option_set))
+        out.extend(
+            _key_problems(
+                "preferences", "candidate", ids.candidates, self.preferences, ids.candidate_set
+            )
+        )
 
         if self.valid + self.invalid != self.ballots:
             out.append(
@@ -149,14 +156,13 @@ class ContestTally(Frozen):
             reasons = sum(self.invalid_by_reason.values())
             if reasons != self.invalid:
                 out.append(f"invalid ballots by reason add up to {reasons}, not {self.invalid}")
-        for o in contest.options:
-            if not o.candidates:
-                continue
-            prefs = sum(self.preferences.get(c.id, 0) for c in o.candidates)
-            party_votes = self.votes.get(o.id, 0)
+        get = self.preferences.get
+        for option_id, candidate_ids in ids.lists:
+            prefs = sum(map(get, candidate_ids, repeat(0, len(candidate_ids))))
+            party_votes = self.votes.get(option_id, 0)
             if prefs > party_votes:
                 out.append(
-                    f"candidates of party {o.id} have {prefs} preference votes, "
+                    f"candidates of party {option_id} have {prefs} preference votes, "
                     f"more than the party's {party_votes} votes"
                 )
         return out
@@ -186,12 +192,48 @@ def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
 
 
 def _key_problems(
-    field: str, label: str, expected: Sequence[str], got: Mapping[str, int]
+    field: str,
+    label: str,
+    expected: Sequence[str],
+    got: Mapping[str, int],
+    known: frozenset[str] | None = None,
 ) -> list[str]:
     out = [f"{field} lack {label} {k}" for k in expected if k not in got]
-    known = set(expected)
+    known = frozenset(expected) if known is None else known
     out += [f"{field} name unknown {label} {k}" for k in got if k not in known]
     return out
+
+
+@dataclass(frozen=True)
+class _ContestIds:
+    options: tuple[str, ...]
+    option_set: frozenset[str]
+    candidates: tuple[str, ...]
+    candidate_set: frozenset[str]
+    lists: tuple[tuple[str, tuple[str, ...]], ...]  # each party with candidates, and them
+
+
+_CONTEST_IDS: dict[int, tuple[Contest, _ContestIds]] = {}
+
+
+def _contest_ids(contest: Contest) -> _ContestIds:
+    """A contest's option and candidate ids, made once per contest (a party list has
+    hundreds of candidates and every station's tally is checked against them)."""
+    got = _CONTEST_IDS.get(id(contest))
+    if got is None or got[0] is not contest:  # the contest is kept, so its id stays its own
+        if len(_CONTEST_IDS) >= 4096:
+            _CONTEST_IDS.clear()
+        options = tuple(o.id for o in contest.options)
+        candidates = tuple(c.id for o in contest.options for c in o.candidates)
+        lists = tuple(
+            (o.id, tuple(c.id for c in o.candidates)) for o in contest.options if o.candidates
+        )
+        got = (
+            contest,
+            _ContestIds(options, frozenset(options), candidates, frozenset(candidates), lists),
+        )
+        _CONTEST_IDS[id(contest)] = got
+    return got[1]
 
 
 # --- fractions and percent strings ---------------------------------------------

@@ -152,3 +152,25 @@ def test_an_oversized_payload_is_refused_before_parsing(
 def test_a_topic_outside_the_station_tree_is_refused(kit: CentralKit) -> None:
     r = refused(verifier(kit), "shailoo/v1/results/all", b"{}")
     assert r.kind == "malformed" and "not a station up topic" in r.reason
+
+
+def test_certificates_checked_at_start_decide_as_at_the_first_message(
+    provisioned: Provisioned, kit: CentralKit
+) -> None:
+    a, b = stations(provisioned)
+    fake_key = keys.generate_signing_key()
+    fake_root = certs.make_root(fake_key, not_before=NOW - dt.timedelta(days=1),
+                                not_after=NOW + dt.timedelta(days=365))  # fmt: skip
+    from provisioning.keyceremony import RootCA
+
+    creds = issue_device(RootCA(fake_key, fake_root), station_id=a.station_id,
+                         election_hash=kit.definition.election_hash, now=NOW,
+                         until=NOW + dt.timedelta(days=30), device_id=a.device_id)  # fmt: skip
+    v = verifier(kit)
+    v.authorise(AuthorisedDevice(a.station_id, a.device_id, creds.signing_cert))
+    assert v.check_certificates() == len(kit.devices) - 1  # all but the forged one
+    a.key = keys.load_private_key(creds.signing_key_pem, creds.passphrase)
+    r = refused(v, a.topic("turnout"), a.turnout(1).to_bytes())
+    assert r.kind == "forged" and "certificate refused" in r.reason
+    env = b.turnout(2)
+    assert v.check(b.topic("turnout"), env.to_bytes()) == env

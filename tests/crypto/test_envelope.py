@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 from typing import Any
+from unittest import mock
 
 import pytest
 from cryptography import x509
@@ -21,6 +22,9 @@ from crypto.envelope import (
     Envelope,
     EnvelopeError,
     SignatureError,
+    _check_json,
+    _explain_json,
+    _json_ok,
     format_time,
     sign_envelope,
     signing_bytes,
@@ -395,3 +399,165 @@ def test_changing_only_the_kind_breaks_the_signature(fields: dict[str, Any], kin
     relabelled = Envelope.from_bytes(_bytes({**_wire(env), "kind": kind}))
     with pytest.raises(SignatureError):
         verify_envelope(relabelled, KEY.public_key())
+
+
+# ---- the fast paths decide exactly as the careful ones ------------------------------------
+
+
+def _outcome(data: bytes, *, fast: bool = True) -> tuple[Any, ...]:
+    """What from_bytes makes of `data`: the envelope's fields and bytes, or the error."""
+    with mock.patch.object(
+        Envelope, "_from_canonical", Envelope._from_canonical if fast else _never
+    ):
+        try:
+            env = Envelope.from_bytes(data)
+        except EnvelopeError as e:
+            return ("refused", str(e))
+    return ("parsed", _fields(env), env.to_bytes(), signing_bytes(env))
+
+
+def _never(*_: Any) -> None:
+    return None
+
+
+def _fields(env: Envelope) -> tuple[Any, ...]:
+    return tuple(getattr(env, f.name) for f in dataclasses.fields(env))
+
+
+def _signing_reference(env: Envelope) -> bytes:
+    unsigned = {f.name: getattr(env, f.name) for f in dataclasses.fields(env)} | {"v": 1}
+    del unsigned["sig"]
+    return b"SHAILOO-ENVELOPE-v1\x00" + env.kind.encode() + b"\x00" + _bytes(unsigned)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_envelope_fields, st.data())
+def test_fast_parsing_decides_every_byte_string_as_the_careful_path(
+    fields: dict[str, Any], data: st.DataObject
+) -> None:
+    wire = bytearray(sign_envelope(KEY, **fields).to_bytes())
+    if data.draw(st.booleans(), label="flip"):
+        i = data.draw(st.integers(0, len(wire) - 1), label="position")
+        wire[i] ^= data.draw(st.integers(1, 255), label="xor")
+    assert _outcome(bytes(wire)) == _outcome(bytes(wire), fast=False)
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    inner = body
+    for _ in range(depth):
+        inner["d"] = {}
+        inner = inner["d"]
+    return body
+
+
+def _with(env: Envelope, old: bytes, new: bytes) -> bytes:
+    wire = env.to_bytes()
+    assert old in wire
+    return wire.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _with(_sign(), b'"A":12', b'"A":12.0'),
+        _with(_sign(), b'"A":12', b'"A":1e400'),
+        _with(_sign(), b'"A":12', b'"A":NaN'),
+        _with(_sign(), b'"A":12', b'"A":-Infinity'),
+        _with(_sign(), b'"A":12', b'"A":12,"A":12'),
+        _with(_sign(), b'"A":12', b'"A":9007199254740991'),
+        _with(_sign(), b'"A":12', b'"A":9007199254740992'),
+        _with(_sign(), b'"A":12', b'"A":-9007199254740992'),
+        _with(_sign(), b'"A":12', b'"A":' + b"9" * 5000),
+        _with(_sign(), b'"A":12', b'"A":"\\ud800"'),
+        _with(_sign(), b'"A":12', b'"A":"\\u00e9"'),
+        _with(_sign(), b'"A":12', b'"A":"\\u0001"'),
+        _with(_sign(body={"s": "\x01\x7f\u2028"}), b"", b""),
+        _with(_sign(), b'"seq":0', b'"seq":0.0'),
+        _with(_sign(), b'"seq":0', b'"seq":true'),
+        _with(_sign(), b'"v":1', b'"v":1.0'),
+        _with(_sign(), b'"v":1', b'"v":true'),
+        _with(_sign(), b'"station":"1001"', b'"station":"1001\\n"'),
+        _with(_sign(), b'"body":{', b'"body": {'),
+        b"\xef\xbb\xbf" + _sign().to_bytes(),
+        _sign().to_bytes() + b" ",
+        *(_sign(body=_nested(n)).to_bytes() for n in (30, 31)),
+        *(
+            _sign(body=_nested(31)).to_bytes().replace(b'{"d":{}}', b'{"d":{"e":' + x + b"}}")
+            for x in (b"1", b"[]", b"{}", b'"x"', b"[1]")
+        ),  # fmt: skip
+    ],
+)
+def test_fast_parsing_decides_edge_cases_as_the_careful_path(data: bytes) -> None:
+    assert _outcome(data) == _outcome(data, fast=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_envelope_fields)
+def test_kept_bytes_are_the_canonical_ones(fields: dict[str, Any]) -> None:
+    signed = sign_envelope(KEY, **fields)
+    parsed = Envelope.from_bytes(signed.to_bytes())
+    rebuilt = Envelope(**{f.name: getattr(signed, f.name) for f in dataclasses.fields(signed)})
+    for env in (signed, parsed, rebuilt):
+        assert env.to_bytes() == _bytes(_wire_reference(env))
+        assert signing_bytes(env) == _signing_reference(env)
+
+
+def _wire_reference(env: Envelope) -> dict[str, Any]:
+    return {f.name: getattr(env, f.name) for f in dataclasses.fields(env)} | {"v": 1}
+
+
+class _Int(int):
+    pass
+
+
+_odd_leaf = (
+    _json_leaf
+    | st.floats(allow_nan=True)
+    | st.integers()
+    | st.sampled_from(["\ud800", "a\udfff", (1, 2), _Int(3), _Int(2**60), b"x", object()])
+)
+_odd = st.recursive(
+    _odd_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=4) | st.integers(0, 3), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_odd, st.integers(1, 33))
+def test_the_quick_body_check_passes_only_what_the_careful_one_passes(
+    value: Any, depth: int
+) -> None:
+    def careful() -> str | None:
+        try:
+            _explain_json(value, "body", depth)
+        except EnvelopeError as e:
+            return str(e)
+        return None
+
+    expected = careful()
+    if _json_ok(value, depth):
+        assert expected is None
+    try:
+        _check_json(value, "body", depth)
+        got = None
+    except EnvelopeError as e:
+        got = str(e)
+    assert got == expected
+
+
+def test_the_quick_body_check_counts_depth_as_the_careful_one() -> None:
+    for depth in range(25, 35):
+        bodies: list[dict[str, Any]] = [_nested(depth), {"l": [[[[1]]]]}, {"l": [[[[]]]]}]
+        for body in bodies:
+            for start in (1, 28, 30):
+                try:
+                    _explain_json(body, "body", start)
+                    passes = True
+                except EnvelopeError:
+                    passes = False
+                assert _json_ok(body, start) == passes

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from election.canonical import canonical_json
+from election.definition import Contest
 from election.tally import (
     UNSPECIFIED_REASON,
     ContestTally,
@@ -346,3 +347,74 @@ def test_turnout_adds_and_flags_impossible_counts() -> None:
 def test_turnout_refuses_negative_counts() -> None:
     with pytest.raises(ValidationError):
         Turnout(registered=-1, voted=0)
+
+
+def _problems_as_first_written(t: ContestTally, contest: Contest) -> list[str]:
+    """ContestTally.problems before it kept each contest's ids (the reference)."""
+    out: list[str] = []
+    if t.contest_id != contest.id:
+        out.append(f"the tally is for contest {t.contest_id}, not {contest.id}")
+    for name, n in (("ballots", t.ballots), ("invalid", t.invalid)):
+        if n < 0:
+            out.append(f"the number of {name} is negative ({n})")
+    for label, counts in (
+        ("option", t.votes),
+        ("candidate", t.preferences),
+        ("invalid reason", t.invalid_by_reason),
+    ):
+        for key, n in counts.items():
+            if n < 0:
+                out.append(f"{label} {key} has a negative count ({n})")
+    for field, label, expected, got in (
+        ("votes", "option", [o.id for o in contest.options], t.votes),
+        (
+            "preferences",
+            "candidate",
+            [c.id for o in contest.options for c in o.candidates],
+            t.preferences,
+        ),
+    ):
+        out += [f"{field} lack {label} {k}" for k in expected if k not in got]
+        out += [f"{field} name unknown {label} {k}" for k in got if k not in set(expected)]
+    if t.valid + t.invalid != t.ballots:
+        out.append(
+            f"valid votes ({t.valid}) plus invalid ballots ({t.invalid}) make "
+            f"{t.valid + t.invalid}, not the {t.ballots} ballots counted"
+        )
+    if t.invalid_by_reason and sum(t.invalid_by_reason.values()) != t.invalid:
+        out.append(
+            f"invalid ballots by reason add up to {sum(t.invalid_by_reason.values())}, "
+            f"not {t.invalid}"
+        )
+    for o in contest.options:
+        if o.candidates:
+            prefs = sum(t.preferences.get(c.id, 0) for c in o.candidates)
+            if prefs > t.votes.get(o.id, 0):
+                out.append(
+                    f"candidates of party {o.id} have {prefs} preference votes, "
+                    f"more than the party's {t.votes.get(o.id, 0)} votes"
+                )
+    return out
+
+
+@st.composite
+def any_tallies(draw: st.DrawFn) -> ContestTally:
+    """A tally of PARLIAMENT with any mistakes: negatives, missing and unknown keys."""
+    counts = st.integers(-3, 40)
+    option_ids = [o.id for o in PARLIAMENT.options] + ["nobody"]
+    candidate_ids = [c.id for o in PARLIAMENT.options for c in o.candidates] + ["ghost"]
+    return ContestTally(
+        contest_id=draw(st.sampled_from([PARLIAMENT.id, "other"])),
+        ballots=draw(counts),
+        invalid=draw(counts),
+        invalid_by_reason=draw(st.dictionaries(st.sampled_from(["blank", "torn"]), counts)),
+        votes={k: draw(counts) for k in option_ids if draw(st.booleans())},
+        preferences={k: draw(counts) for k in candidate_ids if draw(st.integers(0, 5))},
+    )
+
+
+@PROPERTY
+@given(any_tallies())
+def test_problems_are_the_same_sentences_as_first_written(t: ContestTally) -> None:
+    for contest in (PARLIAMENT, PARLIAMENT.model_copy()):
+        assert t.problems(contest) == _problems_as_first_written(t, contest)
