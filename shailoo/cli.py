@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     from firmware_sim import cli as firmware_sim_cli
     from provisioning import cli as provisioning_cli
     from shailoo import demo
+    from sim import cli as sim_cli
     from station import cli as station_cli
     from station import qrread
     from verifier import cli as verifier_cli
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     station_cli.register_ballot(bsub)
     firmware_sim_cli.register_ballot(bsub)
     demo.register(sub)
+    sim_cli.register(sub)
     return parser
 
 
