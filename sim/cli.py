@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=int,
         default=None,
         help="station worker processes (default: 1 up to 20 stations, else 2; at least one "
-        "per 180 stations)",
+        "per 140 stations)",
     )
     d.add_argument("--central-workers", type=int, default=2, help="ingest worker processes")
     d.add_argument(

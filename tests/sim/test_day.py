@@ -55,6 +55,9 @@ def assert_day_correct(r: DayResult, faults: str) -> None:
     assert r.ok
     assert r.finals_once == STATIONS
     assert r.messages_signed == r.messages_stored > STATIONS * 10
+    # the independent verifier, root pinned, accepts the record the CEC exported at the end
+    assert r.verifier["ok"] and r.verifier["identical"], r.verifier
+    assert r.verifier["messages"] == r.messages_stored
     for level in ("station", "commission", "district", "region", "nation"):
         assert r.reconciled.get(f"tally {level}", 0) >= 1, r.reconciled
         assert r.reconciled.get(f"turnout {level}", 0) >= 1, r.reconciled
