@@ -428,6 +428,20 @@ def document_bytes(doc: Mapping[str, Any]) -> bytes:
 # --- publishing ------------------------------------------------------------------------------
 
 
+def inputs_fingerprint(db: Database) -> tuple[Any, ...]:
+    """What the document is computed from, summed up cheaply: the stored messages (only
+    ever added) and the manual counts (added or corrected).  Equal fingerprints: nothing
+    new to publish (the publisher still rebuilds now and then, in case of a correction
+    with the same length in the same second)."""
+    row = db.one(
+        "SELECT (SELECT COUNT(*) FROM messages) AS messages,"
+        " (SELECT COUNT(*) FROM manual_tallies) AS manual,"
+        " (SELECT MAX(entered_at) FROM manual_tallies) AS entered,"
+        " (SELECT SUM(LENGTH(tally)) FROM manual_tallies) AS size"
+    )
+    return () if row is None else tuple(row[k] for k in ("messages", "manual", "entered", "size"))
+
+
 def publish(db: Database, definition: ElectionDefinition, *, at: dt.datetime | str) -> Publication:
     """Build, check and (if it is new and consistent) store the next results version.
 

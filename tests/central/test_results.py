@@ -222,6 +222,29 @@ def test_a_change_publishes_a_new_version(closed: Database) -> None:
     assert latest.published_at == "2026-11-29T16:05:00.000+00:00"
 
 
+def test_the_inputs_fingerprint_changes_with_every_message_and_manual_count(db: Database) -> None:
+    load_stations(db, D)
+    empty = results.inputs_fingerprint(db)
+    assert results.inputs_fingerprint(db) == empty  # nothing new: the publisher rests
+    _close_all(db, ["uik-301"])
+    closed = results.inputs_fingerprint(db)
+    assert closed != empty
+    manual = {
+        c.id: t for c, t in zip(D.contests_for_station("uik-301"), _chosen("uik-301"), strict=True)
+    }
+    with db.transaction() as tx:
+        apply_manual(tx, D, "uik-301", manual, RECEIVED)
+    entered = results.inputs_fingerprint(db)
+    assert entered != closed
+    fixed = dict(manual)
+    fixed["list"] = tally(
+        D.contest("list"), {"pa": 201, "pb": 119, "pc": 12, "against-all": 60}, invalid=8
+    )
+    with db.transaction() as tx:  # a correction: the same rows, another tally
+        apply_manual(tx, D, "uik-301", fixed, RECEIVED + dt.timedelta(minutes=1))
+    assert results.inputs_fingerprint(db) != entered
+
+
 @pytest.mark.parametrize(
     "corruption, problem",
     [
