@@ -153,9 +153,11 @@ def resolve_alerts(
     station_id: str | None,
     at: dt.datetime | str,
     keep_detail: str | None = None,
+    detail: str | None = None,
 ) -> int:
     """Resolve the open alerts of `kind` for `station_id` (except one whose detail is
-    `keep_detail`): the condition they describe is over.  Returns how many."""
+    `keep_detail`; only the one whose detail is `detail`, if given): the condition they
+    describe is over.  Returns how many."""
     sql = "UPDATE alerts SET resolved_at = ? WHERE resolved_at IS NULL AND kind = ?"
     params: list[Any] = [timestamp(at), kind]
     if station_id is None:
@@ -166,6 +168,9 @@ def resolve_alerts(
     if keep_detail is not None:
         sql += " AND detail <> ?"
         params.append(keep_detail)
+    if detail is not None:
+        sql += " AND detail = ?"
+        params.append(detail)
     return tx.execute(sql, params)
 
 

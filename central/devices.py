@@ -2,7 +2,11 @@
 
 The spare's certificate must chain to the CEC root, be a signing certificate,
 and be bound to this election and to a station of it; the running ingest
-workers look new devices up here the first time they see them.
+workers look new devices up here the first time they see them.  The spare
+continues the station's chain (it took over the failed device's storage,
+`station.appliance.Appliance.take_over`), so nothing else changes at the CEC:
+messages it signed before it was authorised were refused (`unknown_device`,
+no acknowledgement) and come again; authorising it resolves that alert.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import datetime as dt
 
 from cryptography import x509
 
+from central import alerts
 from central.db import Database
 from central.kit import CentralKit
-from central.verify import AuthorisedDevice
+from central.verify import AuthorisedDevice, unknown_device_reason
 from crypto import certs
 from crypto.errors import CryptoError
 
@@ -49,6 +54,17 @@ def authorise_device(
                 at.astimezone(dt.UTC).isoformat(timespec="seconds"),
                 by,
             ),
+        )
+        # Its messages refused so far come again (the station resends until acknowledged)
+        # and are accepted now: the refusal's alert is over.  After the insert: an ingest
+        # refusing this device meanwhile holds the devices table (central.ingest), so its
+        # alert is either resolved here or never raised.
+        alerts.resolve_alerts(
+            tx,
+            kind="unknown_device",
+            station_id=ident.station_id,
+            at=at,
+            detail=unknown_device_reason(ident.station_id, ident.device_id),
         )
     return AuthorisedDevice(ident.station_id, ident.device_id, cert)
 

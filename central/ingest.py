@@ -277,6 +277,13 @@ class IngestWorker:
                 refusals.append((refusal, payload, at))
         decisions: list[Any] = []
         with self.db.transaction() as tx:
+            unknown = any(r.kind == "unknown_device" for r, _, _ in refusals)
+            if unknown and self.db.kind == "postgresql":
+                # Before any alert is touched: serialised with authorise_device (which inserts
+                # the device first, then resolves its unknown_device alert), so a refusal
+                # either sees the device authorised or raises an alert the authorisation
+                # resolves.  SQLite's BEGIN IMMEDIATE serialises the whole transaction anyway.
+                tx.execute("LOCK TABLE devices IN SHARE MODE")
             for r, payload, at in refusals:
                 self._refuse(tx, r, payload, at)
             if verified:
@@ -302,6 +309,12 @@ class IngestWorker:
         self.stats.refusals[r.kind] = self.stats.refusals.get(r.kind, 0) + 1
         log.warning("ingest: refused a payload (%s) claiming station %s: %s", r.kind, r.station,
                     r.reason)  # fmt: skip
+        if r.kind == "unknown_device" and tx.one(
+            "SELECT 1 AS yes FROM devices WHERE station_id = ? AND device_id = ? "
+            "AND revoked_at IS NULL",
+            (r.station, r.device),
+        ):
+            return  # authorised since it was checked (its alert resolved): it comes again
         alerts.raise_alert(
             tx,
             kind=r.kind,

@@ -30,11 +30,14 @@ Clock = Callable[[], dt.datetime]
 class Refused(Exception):
     """A payload is refused; `kind` is the alert kind, `station` who it claims to be from."""
 
-    def __init__(self, kind: str, reason: str, station: str | None = None) -> None:
+    def __init__(
+        self, kind: str, reason: str, station: str | None = None, device: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.station = station
+        self.device = device  # unknown_device: the device that is not authorised
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,15 @@ def topic_station(prefix: str, topic: str) -> tuple[str, str] | None:
     if len(parts) != 3 or parts[1] != "up" or not parts[0] or not parts[2]:
         return None
     return parts[0], parts[2]
+
+
+def unknown_device_reason(station: str, device: str) -> str:
+    """The refusal (and its alert's detail) for a device not authorised for `station`; the
+    alert is resolved when the CEC authorises that device (central.devices)."""
+    return (
+        f"device {device!r} is not authorised for station {station}: "
+        "a spare must be authorised by the CEC first"
+    )
 
 
 class Verifier:
@@ -150,12 +162,7 @@ class Verifier:
             if d is not None:
                 self._devices[(station, device)] = d
         if d is None:
-            raise Refused(
-                "unknown_device",
-                f"device {device!r} is not authorised for station {station}: "
-                "a spare must be authorised by the CEC first",
-                station,
-            )
+            raise Refused("unknown_device", unknown_device_reason(station, device), station, device)
         try:
             ident = certs.verify_device_certificate(d.cert, self.root, at=self.clock(),
                                                     purpose="signing")  # fmt: skip

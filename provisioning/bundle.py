@@ -336,27 +336,10 @@ def _build_one(s: _Slice) -> _Built:
         device_id=creds.device_id,
         voters=s.voters,
         enrolled=s.enrolled,
-        files={
-            name: B.FileEntry(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-            for name, data in files.items()
-        },
+        files=file_entries(files),
         national_index=job.index_ref,
     )
-    env = _sign(
-        root, B.BUNDLE_KIND, definition.election_hash, manifest.model_dump(mode="json"), job.now
-    )
-    files[B.MANIFEST_FILE] = env.to_bytes()
-
-    final = job.out_dir / str(s.station_number)
-    tmp = job.out_dir / f".{s.station_number}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for name, data in files.items():
-        path = tmp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        if name.startswith("device/"):
-            os.chmod(path, 0o600)
-    os.replace(tmp, final)
+    write_bundle(root, manifest, files, job.out_dir / str(s.station_number), job.now)
     return _Built(
         s.station_id,
         s.station_number,
@@ -364,6 +347,36 @@ def _build_one(s: _Slice) -> _Built:
         creds.passphrase,
         files[B.SIGNING_CERT_FILE],
     )
+
+
+def file_entries(files: dict[str, bytes]) -> dict[str, B.FileEntry]:
+    """The manifest's table of contents: each file's SHA-256 and size."""
+    return {
+        name: B.FileEntry(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        for name, data in files.items()
+    }
+
+
+def write_bundle(
+    root: RootCA,
+    manifest: B.BundleManifest,
+    files: dict[str, bytes],
+    final: Path,
+    now: dt.datetime,
+) -> None:
+    """Sign `manifest` with the root and write the bundle to `final` in one step (a hidden
+    temporary directory beside it, renamed at the end); the device's keys readable by the
+    owner only.  `final` must not exist."""
+    env = _sign(root, B.BUNDLE_KIND, manifest.election_hash, manifest.model_dump(mode="json"), now)
+    tmp = final.parent / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name, data in {**files, B.MANIFEST_FILE: env.to_bytes()}.items():
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if name.startswith("device/"):
+            os.chmod(path, 0o600)
+    os.replace(tmp, final)
 
 
 def _voters(roll: bytes) -> Iterator[dict[str, str]]:

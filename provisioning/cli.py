@@ -24,7 +24,7 @@ def default_faces_dir() -> Path:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("provision", help="CEC provisioning: sample, roll, root, build")
+    p = sub.add_parser("provision", help="CEC provisioning: sample, roll, root, build, spare")
     psub = p.add_subparsers(dest="provision_command", required=True, metavar="STEP")
 
     s = psub.add_parser("sample", help="write a realistic sample election, roll and photos")
@@ -64,6 +64,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     b.add_argument("--out", type=Path, required=True)
     b.set_defaults(func=cmd_build)
+
+    sp = psub.add_parser(
+        "spare",
+        help="a spare device for one station: new keys under the CEC root, and its bundle",
+        description="Issue a spare appliance's device keys and certificates for one station "
+        "(bound to the same station and election, signed by the CEC root) and write its "
+        "bundle from the station's own bundle, plus its signing certificate for "
+        "`shailoo central authorise-device`.  The station's storage moves into the spare, "
+        "which takes it over with `shailoo station take-over`.",
+    )
+    sp.add_argument("--prov", type=Path, required=True, help="output of `provision build`")
+    sp.add_argument("--station", type=int, required=True, metavar="NUMBER", help="station number")
+    sp.add_argument("--cec", type=Path, required=True, help="CEC key directory (`provision root`)")
+    sp.add_argument("--passphrase-file", type=Path, default=None, help="the root's passphrase")
+    sp.add_argument("--device-id", default=None, help="default: spare-<station id>-<random>")
+    sp.add_argument("--out", type=Path, default=None, help="default: PROV/spares")
+    sp.set_defaults(func=cmd_spare)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -159,6 +176,37 @@ def cmd_build(args: argparse.Namespace) -> int:
         return _fail(str(e))
     print(summary.describe())
     print(f"device passphrases: {args.out / 'secrets' / 'device-passphrases.csv'} (deliver sealed)")
+    return 0
+
+
+def cmd_spare(args: argparse.Namespace) -> int:
+    from provisioning.keyceremony import CeremonyError, load_root
+    from provisioning.spare import SpareError, make_spare
+
+    try:
+        root = load_root(args.cec, _passphrase(args.passphrase_file))
+    except (CeremonyError, ValueError) as e:  # ValueError: wrong passphrase, damaged key file
+        return _fail(str(e))
+    try:
+        spare = make_spare(
+            args.prov,
+            root,
+            args.station,
+            now=dt.datetime.now(BISHKEK),
+            out_dir=args.out,
+            device_id=args.device_id,
+        )
+    except SpareError as e:
+        return _fail(str(e))
+    print(
+        f"spare device {spare.device_id} for station {spare.station_number} "
+        f"({spare.station_id}; replaces {spare.replaces})\n"
+        f"  bundle:      {spare.bundle_dir}\n"
+        f"  certificate: {spare.cert_path}\n"
+        f"  passphrase:  {spare.passphrases_file} (deliver sealed)\n"
+        f"next: shailoo central authorise-device --cert {spare.cert_path} --by NAME\n"
+        f"      shailoo station take-over --bundle {spare.bundle_dir} --data DATA ..."
+    )
     return 0
 
 

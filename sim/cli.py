@@ -95,6 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="simulated minutes after 20:00 to wait for every final report",
     )
     d.add_argument(
+        "--setup-images",
+        action="store_true",
+        help="keep each fast station's storage right after set-up next to the election and "
+        "start from it in later runs (set-up is most of a national run's start)",
+    )
+    d.add_argument(
         "--keep-station-data",
         action="store_true",
         help="keep each station's database (default: removed at the end)",
@@ -123,6 +129,7 @@ def cmd_day(args: argparse.Namespace) -> int:
         close_spread=args.close_spread,
         deadline=args.deadline,
         keep_station_data=args.keep_station_data,
+        setup_images=args.setup_images,
     )
     try:
         result = run_day(cfg)

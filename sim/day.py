@@ -24,9 +24,13 @@ The day ends with a reconciliation against the ground truth the simulation made
 (`sim.truth.Truth`): every published ASU tally (station, commission, district,
 region, nation) must equal the sum of the truths, every published turnout the
 truths' voters, every message a station signed must be stored at the CEC exactly as
-signed (each final report once), and the alerts must be the profile's.  The exit
-code is non-zero otherwise.  Network timers (the uplink's resend and backoff) are
-real seconds, scaled down with the speed but never below what a link needs.
+signed (each final report once), each final ASU report's deferred batch must be
+exactly the sheets the truth put in a spare box (none where no box failed), each
+station whose power failed in the middle of accepting a sheet must count exactly the
+truth's sheets (the held one neither lost nor doubled), and the alerts must be the
+profile's.  The exit code is non-zero otherwise.  Network timers
+(the uplink's resend and backoff) are real seconds, scaled down with the speed but
+never below what a link needs.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +63,11 @@ from sim.faults import (
     BENIGN_ALERTS,
     Attacker,
     AttackLog,
+    BoxOutage,
+    DeviceSwap,
     FaultError,
     FaultPlan,
+    MidSheetCut,
     Profile,
     Spell,
     load_profile,
@@ -74,6 +81,7 @@ HEARTBEAT_MINUTES = 60
 SHARE_MARKS = (5, 10, 15, 30, 60, 120, 180, 240, 360)  # minutes after 20:00 in the table
 KYRGYZSTAN_2021 = "Kyrgyzstan 2021: 84% of stations arrived between 20:00 and 21:00"
 PROVISION_MARKER = "provision.json"
+SETUP_IMAGES = "setup-images"  # next to the election: fast stations' storage after set-up
 PROVISION_FORMAT = 1
 
 
@@ -100,6 +108,9 @@ class DayConfig:
     close_spread: float = 10.0  # minutes: each station closes at 20:00 + U(0, spread)
     deadline: float = 360.0  # simulated minutes after 20:00 to wait for delivery
     keep_station_data: bool = False
+    # keep each fast station's storage right after set-up with the election and start
+    # from it next time (sim.fast_station.FastStation.setup(image=...))
+    setup_images: bool = False
     quiet: bool = False
 
 
@@ -193,7 +204,7 @@ def provision(
         if ahead and {k: old.get(k) for k in params} == params:
             say(f"   reusing the election provisioned in {base} ({old['seconds']:.0f} s to make)")
             return base / "provisioned"
-    for part in ("sample", "roll", "cec", "provisioned", PROVISION_MARKER):
+    for part in ("sample", "roll", "cec", "provisioned", SETUP_IMAGES, PROVISION_MARKER):
         p = base / part
         if p.is_dir():
             shutil.rmtree(p)
@@ -357,6 +368,22 @@ class WorkerSpec:
     full: frozenset[int] = frozenset()  # played through the real devices (sim.full_station)
     sample_dir: Path | None = None
     power_off: dict[int, int] = field(default_factory=dict)  # minutes without power at close
+    box_failure: dict[int, BoxOutage] = field(default_factory=dict)  # fast stations only
+    power_mid_sheet: dict[int, MidSheetCut] = field(default_factory=dict)  # fast stations only
+    spares: dict[int, SpareDevice] = field(default_factory=dict)  # fast stations only
+    images: Path | None = None  # set-up images of fast stations (DayConfig.setup_images)
+
+
+@dataclass(frozen=True)
+class SpareDevice:
+    """A station's spare appliance (`provisioning.spare.make_spare`) and when it is needed."""
+
+    swap: DeviceSwap
+    station_id: str
+    bundle: Path
+    passphrase: str
+    device_id: str
+    cert: Path  # its signing certificate, for the CEC to authorise
 
 
 def _worker_main(spec: WorkerSpec, events: Any, commands: Any) -> None:  # pragma: no cover
@@ -369,6 +396,12 @@ def _worker_main(spec: WorkerSpec, events: Any, commands: Any) -> None:  # pragm
         # The fast stations are the load; the CEC under test (and the full station, whose
         # devices answer on threads with timeouts) must not starve behind them.
         os.nice(10)
+        # ~140 uplink threads share this process with the one that plays the voters; at
+        # CPython's 5 ms switch interval every waiting thread forces a GIL hand-over, and
+        # at 2,500 stations most of the machine went to futex calls (73% system time,
+        # measured with strace).  One station per appliance never has this problem; a
+        # longer interval only delays this process's uplinks by a few tens of ms.
+        sys.setswitchinterval(0.05)
     worker = _Worker(spec, events)
     try:
         worker.prepare()
@@ -397,6 +430,7 @@ class _Station:
     closed: bool = False
     acked: bool = False
     powered: bool = True
+    back_at: dt.datetime | None = None  # without power since a mid-sheet cut, until then
 
 
 class _Worker:
@@ -424,7 +458,7 @@ class _Worker:
         from election import bundle as B
         from firmware_sim.modem import Modem
         from sim.fast_station import FastStation
-        from sim.truth import Popularity, make_truth, read_roll
+        from sim.truth import Popularity, make_truth, read_roll, with_box_failure
         from station.appliance import Settings
         from station.bundle import VerifyCache
         from station.uplink import Backoff, Uplink
@@ -453,6 +487,9 @@ class _Worker:
                 elsewhere=elsewhere,
                 popularity=popularity,
             )
+            if number in s.box_failure:  # the sheets cast while the box was down: spare box
+                outage = s.box_failure[number]
+                truth = with_box_failure(truth, outage.fails, outage.back)
             fs: Any
             if number in s.full:
                 from provisioning.cli import default_faces_dir
@@ -486,7 +523,10 @@ class _Worker:
                     cache=cache,
                     index=index,
                 )
-            app = fs.setup(s.setup_at)
+            if isinstance(fs, FastStation) and s.images is not None:
+                app = fs.setup(s.setup_at, image=s.images / str(number))
+            else:
+                app = fs.setup(s.setup_at)
             index = app.index  # one national index in memory for the whole process
             # A station's WAL grows to SQLite's default checkpoint size (~4 MB) and stays
             # that big: nothing on one appliance, 10 GB of RAM for 2,500 on /dev/shm.
@@ -511,6 +551,10 @@ class _Worker:
             )
             st = _Station(number, station.id, fs, up, modem, app, host, port)
             self.stations.append(st)
+            cut = s.power_mid_sheet.get(number)
+            if cut is not None and number not in s.full:
+                # the power fails in the middle of accepting a sheet; the uplink goes with it
+                fs.arm_power_cut(cut.after, dropped=cut.dropped, on_cut=up.stop)
             self.by_number[number] = st
             truths.append(
                 {
@@ -520,6 +564,12 @@ class _Worker:
                     "voted": truth.voted,
                     "visits": len(truth.visits),
                     "tallies": {cid: t.to_obj() for cid, t in truth.tallies().items()},
+                    "sheets": truth.sheets(),
+                    "returns": truth.returns(),
+                    "deferred_sheets": truth.deferred_sheets(),
+                    "deferred_tallies": {
+                        cid: t.to_obj() for cid, t in truth.deferred_tallies().items()
+                    },
                 }
             )
         self._boot = {"root": root, "secret": secret, "cache": cache, "index": index}
@@ -556,6 +606,15 @@ class _Worker:
                 push(sp.cut, ("cut", number))
                 if sp.restore is not None:
                     push(sp.restore, ("restore", number, sp.mid_packet))
+        for number, spare in self.spec.spares.items():
+            if number in self.by_number:
+                push(spare.swap.fails, ("device_fails", number))
+                push(spare.swap.runs, ("take_over", number))
+        for number, outage in self.spec.box_failure.items():
+            if number in self.by_number:
+                push(outage.fails, ("box_fails", number))
+                if outage.back is not None:  # else at the close, before the final reports
+                    push(outage.back, ("box_back", number))
         last_check = 0.0
         hour_reported = opening.hour - 1
         while True:
@@ -570,8 +629,9 @@ class _Worker:
             now = time.time()
             while heap and clock.wall(heap[0][0]) <= now:
                 at, _, action = heapq.heappop(heap)
-                self._do(at, action)
-                self.max_lag = max(self.max_lag, time.time() - clock.wall(at))
+                self._act(at, action)
+                if action[0] != "power_back":  # may be due before a tick just played
+                    self.max_lag = max(self.max_lag, time.time() - clock.wall(at))
                 if at.hour != hour_reported and action[0] in ("tick", "open"):
                     hour_reported = at.hour
                     self.events.put(("progress", self.spec.index, at, self.max_lag))
@@ -585,7 +645,56 @@ class _Worker:
             wait = 0.05 if not heap else min(0.05, max(0.0, clock.wall(heap[0][0]) - now))
             time.sleep(wait)
 
+    # one station's steps that must happen (a tick is skipped while a station has no power)
+    STATION_STEPS = ("close", "box_fails", "box_back")
+
+    def _act(self, at: dt.datetime, action: tuple[Any, ...]) -> None:
+        """`_do`, with the mid-sheet power cuts: a station without power does nothing (its
+        steps wait until the power is back); a step in which the power fails (the station
+        raises `PowerCut`) is done again then."""
+        from sim.fast_station import PowerCut
+
+        st = self.by_number.get(action[1]) if action[0] in self.STATION_STEPS else None
+        if action[0] == "power_back":
+            self._power_back(self.by_number[action[1]], at)
+        elif st is not None and st.back_at is not None:
+            self._push(max(at, st.back_at), action)
+        else:
+            try:
+                self._do(at, action)
+            except PowerCut as cut:
+                if st is None:
+                    raise
+                self._cut_mid_sheet(st, cut)
+                assert st.back_at is not None
+                self._push(max(at, st.back_at), action)
+
+    def _off(self, st: _Station) -> int:
+        return self.spec.power_mid_sheet[st.number].off_minutes
+
+    def _cut_mid_sheet(self, st: _Station, cut: Any) -> None:
+        """The station's power failed in the middle of accepting a sheet (its uplink stopped
+        and its database closed at that instant, by `FastStation.arm_power_cut`)."""
+        st.powered = False
+        st.back_at = cut.at + dt.timedelta(minutes=self._off(st))
+        self._push(st.back_at, ("power_back", st.number))
+
+    def _power_back(self, st: _Station, at: dt.datetime) -> None:
+        """Power is back after a mid-sheet cut: the appliance boots from its database and
+        resolves the held sheet (`FastStation.power_on`); the voters who waited are served;
+        a new uplink sends the outbox."""
+        st.fs.power_on(at)
+        st.back_at = None
+        st.app = st.fs.appliance
+        st.app.store.query("PRAGMA wal_autocheckpoint = 100")
+        st.app.store.query("PRAGMA journal_size_limit = 524288")
+        st.powered = True
+        self._start_uplink(st, clock=st.fs.now)
+        self.events.put(("power_on", st.number, at, time.time()))
+
     def _do(self, at: dt.datetime, action: tuple[Any, ...]) -> None:
+        from sim.fast_station import PowerCut
+
         what = action[0]
         if what == "open":
             for st in self.stations:
@@ -593,14 +702,20 @@ class _Worker:
                 st.up.notify()
         elif what == "tick":
             for st in self.stations:
-                if not st.closed:
-                    st.fs.tick(at)
+                if not st.closed and st.back_at is None and st.powered:  # no power: no tick
+                    try:
+                        st.fs.tick(at)
+                    except PowerCut as cut:  # the voters of the spell wait for the power
+                        self._cut_mid_sheet(st, cut)
+                        continue
                     st.up.notify()
         elif what == "close":
             st = self.by_number[action[1]]
             off = self.spec.power_off.get(st.number)
             if off is not None:
                 st.up.stop()  # the power is failing: nothing more leaves the station
+            if getattr(st.fs, "box_down", False):  # a spare ASU only now: the deferred batch
+                st.fs.box_back(at)
             st.fs.close_polls(at)
             st.closed = True
             st.up.notify()
@@ -611,16 +726,49 @@ class _Worker:
                 self._push(at + dt.timedelta(minutes=off), ("power_on", st.number))
         elif what == "power_on":
             self._power_on(self.by_number[action[1]])
+        elif what == "device_fails":
+            self._device_fails(self.by_number[action[1]], at)
+        elif what == "take_over":
+            self._take_over(self.by_number[action[1]], at)
+        elif what == "box_fails":
+            self.by_number[action[1]].fs.box_fails(at)
+        elif what == "box_back":
+            self.by_number[action[1]].fs.box_back(at)
         else:
             self._modem(action)
+
+    def _device_fails(self, st: _Station, at: dt.datetime) -> None:
+        """The appliance dies mid-day: its uplink stops (what it had not sent stays in the
+        outbox, in its storage) and its database is closed; no appliance, no voter served."""
+        st.fs.device_fails(at, on_fail=st.up.stop)
+        st.powered = False
+
+    def _take_over(self, st: _Station, at: dt.datetime) -> None:
+        """The failed appliance's storage moves into the spare device (its data directory,
+        as Brazil moves the flash cards), which takes it over with its own bundle and key
+        (`Appliance.take_over`, the chair's code) and signs from the next seq on; a new
+        uplink with the spare's TLS identity sends the outbox, the failed device's last
+        messages as they were signed.  The voters who waited are served."""
+        spare = self.spec.spares[st.number]
+        old = st.app.bundle.device_id
+        moved = self.spec.data_root / f"{st.number}-in-{spare.device_id}"
+        os.rename(st.fs.data_dir, moved)
+        app = st.fs.take_over(at, spare.bundle, spare.passphrase, data_dir=moved)
+        app.store.query("PRAGMA wal_autocheckpoint = 100")
+        app.store.query("PRAGMA journal_size_limit = 524288")
+        st.app = app
+        st.powered = True
+        self._boot["secret"][st.number] = spare.passphrase  # the station's device is the spare
+        self._start_uplink(st, clock=st.fs.now)
+        last_seq = app.signer.last("heartbeat").body["device_change"]["last_seq"]
+        self.events.put(("takeover", st.number, at, old, spare.device_id, last_seq, time.time()))
 
     def _power_on(self, st: _Station, *, uplink: bool = True) -> None:
         """Power is back: the appliance starts from its database (the real boot path, which
         checks the bundle, the election and the device) and its uplink sends the outbox."""
         from station.appliance import Appliance, Settings
-        from station.uplink import Backoff, Uplink
 
-        s, b, t = self.spec, self._boot, self.spec.timing
+        s, b = self.spec, self._boot
         bundle = s.prov / "bundles" / str(st.number)
 
         def no_camera(frame: Any, template: Any) -> Any:
@@ -644,11 +792,19 @@ class _Worker:
         st.powered = True
         if not uplink:
             return
+        self._start_uplink(st, clock=self.now)
+        self.events.put(("power_on", st.number, self.now(), time.time()))
+
+    def _start_uplink(self, st: _Station, *, clock: Callable[[], dt.datetime]) -> None:
+        """A new uplink for the station's running appliance (after a reboot)."""
+        from station.uplink import Backoff, Uplink
+
+        t = self.spec.timing
         st.up = Uplink.from_bundle(
-            app.store,
-            app.bundle,
-            b["secret"][st.number],
-            clock=self.now,
+            st.app.store,
+            st.app.bundle,
+            self._boot["secret"][st.number],
+            clock=clock,
             host=st.host,
             port=st.port,
             resend_after=t.resend_after,
@@ -656,7 +812,6 @@ class _Worker:
             backoff=Backoff(initial=t.backoff_initial, maximum=t.backoff_max),
         )
         st.up.start()
-        self.events.put(("power_on", st.number, self.now(), time.time()))
 
     def _modem(self, cmd: tuple[Any, ...]) -> None:
         st = self.by_number.get(cmd[1])
@@ -692,9 +847,12 @@ class _Worker:
                     "connects": st.up.status().connects,
                     "deviations": list(getattr(st.fs, "deviations", [])),
                     "busy": getattr(st.fs, "seconds", 0.0),
+                    "power_cuts": [  # mid-sheet: (off, back, the sheet had fallen)
+                        (off, back, fell) for off, back, fell in getattr(st.fs, "power_cuts", [])
+                    ],
                 }
             )
-            if st.app is not st.fs.appliance:
+            if not getattr(st.fs, "powered", True) or st.app is not st.fs.appliance:
                 st.app.close()
             st.fs.close()
         self.events.put(("final", self.spec.index, final, self.max_lag))
@@ -716,6 +874,13 @@ class StationOutcome:
     link: str = ""  # the fault plan for its link, if any
     deviations: list[str] = field(default_factory=list)  # full path: devices vs the truth
     busy: float = 0.0  # full path: real seconds spent with the voters
+    deferred_sheets: int | None = None  # the stored final ASU report's (spare box sheets)
+    # power cuts in the middle of accepting a sheet: {"off", "back" (simulated, ISO), "fell"}
+    power_cuts: list[dict[str, Any]] = field(default_factory=list)
+    # a spare device took over: {"at" (simulated, ISO), "from_device", "to_device", "last_seq",
+    # "wall" (real)}; and when the CEC authorised it (real)
+    takeover: dict[str, Any] | None = None
+    spare_authorised_wall: float | None = None
 
 
 @dataclass
@@ -845,6 +1010,7 @@ def _run(
         definition.timezone,
         cfg.seed,
         exclude=numbers[: cfg.full],
+        closing=definition.polls_close,
     )
     opening = dt.datetime.combine(
         definition.date, dt.time.fromisoformat(definition.polls_open), tzinfo=tz
@@ -899,6 +1065,8 @@ def _run(
             f"central server with {cfg.central_workers} ingest workers, {db.kind}"
         )
 
+        spares = _make_spares(prov, plan, run_dir / "spares", say)
+
         # station workers
         full = numbers[: cfg.full]
         fast = numbers[cfg.full :]
@@ -945,6 +1113,12 @@ def _run(
                 full=frozenset(n for n in mine if n in set(full)),
                 sample_dir=prov.parent / "sample",
                 power_off={n: plan.power_off[n] for n in mine if n in plan.power_off},
+                box_failure={n: plan.box[n] for n in mine if n in plan.box},
+                power_mid_sheet={
+                    n: plan.power_mid_sheet[n] for n in mine if n in plan.power_mid_sheet
+                },
+                spares={n: spares[n] for n in mine if n in spares},
+                images=prov.parent / SETUP_IMAGES if cfg.setup_images else None,
             )
             cq = ctx.Queue()
             p = ctx.Process(target=_worker_main, args=(spec, events, cq), name=f"stations-{i}")
@@ -1019,6 +1193,15 @@ def _run(
                 elif kind == "acked":
                     outcome[ev[1]].acked_wall = ev[2]
                     acked += 1
+                elif kind == "takeover":
+                    _, n, at, old, new, last_seq, wall = ev
+                    outcome[n].takeover = {"at": at.isoformat(), "from_device": old,
+                                           "to_device": new, "last_seq": last_seq,
+                                           "wall": wall}  # fmt: skip
+                    say(
+                        f"   {at:%H:%M}  station {n}: its storage moved into spare device {new}, "
+                        f"which took over from {old} after seq {last_seq}"
+                    )
                 elif kind == "progress":
                     lags[ev[1]] = ev[3]
                     if ev[2].hour != last_hour:
@@ -1043,6 +1226,13 @@ def _run(
                 ):
                     pending_events.insert(0, e)  # the attacker still holds the stolen identity
                     break
+                if e.what == "authorise":
+                    assert e.station is not None
+                    if not _authorise_spare(db, prov, e.station, spares[e.station], say):
+                        pending_events.insert(0, e)  # not before its refusal shows
+                        break
+                    outcome[e.station].spare_authorised_wall = time.time()
+                    continue
                 th = _fault(
                     e.what,
                     now,
@@ -1116,6 +1306,7 @@ def _run(
             p.join(60)
         result.max_lag = max(lags.values(), default=0.0)
         _analyse(db, definition, clock, closing, truths, final, profile, plan, result)
+        check_spares(db, plan, result)
         _verify_record(db, prov, run_dir, result)
         _print(result, cfg, clock, closing, say)
     finally:
@@ -1170,6 +1361,109 @@ def _verify_record(db: Any, prov: Path, run_dir: Path, result: DayResult) -> Non
         result.problems.append(f"shailoo verify of the exported record failed: {shown}")
 
 
+def _make_spares(
+    prov: Path, plan: FaultPlan, out: Path, say: Callable[[str], None]
+) -> dict[int, SpareDevice]:
+    """A spare device for each station the plan replaces: new keys and certificates under
+    the CEC root (`provisioning.spare.make_spare`, as `shailoo provision spare` does), its
+    bundle made from the station's own."""
+    if not plan.spares:
+        return {}
+    from provisioning.keyceremony import load_root
+    from provisioning.spare import make_spare
+
+    cec = prov.parent / "cec"
+    root = load_root(cec, (cec / "SIM-ONLY-root-passphrase.txt").read_text().strip())
+    now = dt.datetime.now(dt.UTC)
+    out.mkdir(parents=True, exist_ok=True)
+    made: dict[int, SpareDevice] = {}
+    for n, swap in sorted(plan.spares.items()):
+        spare = make_spare(
+            prov, root, n, now=now, out_dir=out, secrets_file=out / "spare-passphrases.csv"
+        )
+        made[n] = SpareDevice(swap, spare.station_id, spare.bundle_dir, spare.passphrase,
+                              spare.device_id, spare.cert_path)  # fmt: skip
+    say(f"   spare devices issued under the CEC root for stations {_ranges(sorted(made))}")
+    return made
+
+
+_KITS: dict[Path, Any] = {}
+
+
+def _authorise_spare(
+    db: Any, prov: Path, number: int, spare: SpareDevice, say: Callable[[str], None]
+) -> bool:
+    """The CEC authorises the spare's certificate (`central.devices.authorise_device`, as
+    `shailoo central authorise-device` does) against the running server's database; the
+    ingest workers look it up when its messages come.  A spare that runs before it is
+    authorised is authorised only once the server room shows its refusal (`unknown_device`):
+    False until then."""
+    from central.devices import authorise_device
+    from central.kit import load_kit
+
+    if spare.swap.early and not db.one(
+        "SELECT id FROM alerts WHERE kind = 'unknown_device' AND station_id = ?",
+        (spare.station_id,),
+    ):
+        return False
+    kit = _KITS.get(prov)
+    if kit is None:
+        passphrase = (prov / "secrets" / "central-passphrase.txt").read_text().strip()
+        kit = _KITS[prov] = load_kit(prov / "central", passphrase)
+    authorise_device(db, kit, spare.cert.read_bytes(), by="CEC engineer (sim)",
+                     at=dt.datetime.now(dt.UTC))  # fmt: skip
+    say(f"   {spare.swap.authorised:%H:%M}  the CEC authorises station {number}'s spare device "
+        f"{spare.device_id}")  # fmt: skip
+    return True
+
+
+def check_spares(db: Any, plan: FaultPlan, result: DayResult) -> None:
+    """Each replaced station: every stored message up to the takeover signed by the build's
+    device, every one after it by the spare, the first of them the heartbeat that says so;
+    `unknown_device` raised only for spares that ran before the CEC authorised them (as it
+    happened: the plan's times are simulated, the two are separate processes), naming
+    them, and resolved (their messages were resent and accepted)."""
+    if not plan.spares:
+        return
+    problems = result.problems
+    outcome = {s.number: s for s in result.stations}
+    early: dict[str, str] = {}
+    for n in sorted(plan.spares):
+        o = outcome[n]
+        if o.takeover is None:
+            problems.append(f"station {n}: its spare device never took over")
+            continue
+        t = o.takeover
+        if o.spare_authorised_wall is None or t["wall"] < o.spare_authorised_wall:
+            early[o.station_id] = t["to_device"]
+        rows = db.query(
+            "SELECT seq, kind, device_id, raw FROM messages WHERE station_id = ? ORDER BY seq",
+            (o.station_id,),
+        )
+        before = [r for r in rows if r["seq"] <= t["last_seq"]]
+        after = [r for r in rows if r["seq"] > t["last_seq"]]
+        if {r["device_id"] for r in before} != {t["from_device"]}:
+            problems.append(f"station {n}: messages before the takeover not all by its device")
+        if not after or {r["device_id"] for r in after} != {t["to_device"]}:
+            problems.append(f"station {n}: messages after the takeover not all by the spare")
+        elif after[0]["kind"] != "heartbeat" or json.loads(bytes(after[0]["raw"]))["body"].get(
+            "device_change"
+        ) != {"from_device": t["from_device"], "last_seq": t["last_seq"]}:
+            problems.append(f"station {n}: the spare's first message does not say it took over")
+    victim = outcome[plan.victim].station_id if plan.victim is not None else None
+    for a in result.alerts:
+        if a["kind"] != "unknown_device" or a["station_id"] == victim:  # the attacker's: apart
+            continue
+        device = early.get(a["station_id"])
+        if device is None or repr(device) not in a["detail"]:
+            problems.append(
+                f"unknown_device names {a['station_id']}, not a spare that ran before it was "
+                f"authorised: {a['detail'][:120]}"
+            )
+        elif a["resolved_at"] is None:
+            problems.append(f"unknown_device ({a['station_id']}) still open at the end")
+
+
 def _check_alive(procs: Sequence[Any]) -> None:
     for p in procs:
         if p.exitcode is not None:
@@ -1202,6 +1496,20 @@ def _link(plan: FaultPlan, number: int) -> str:
         parts.append(f"slow link {plan.latency[number]} s")
     if number in plan.power_off:
         parts.append(f"power cut after signing, {plan.power_off[number]} min")
+    if number in plan.spares:
+        swap = plan.spares[number]
+        parts.append(
+            f"appliance fails {swap.fails:%H:%M}, spare runs {swap.runs:%H:%M}, "
+            f"authorised {swap.authorised:%H:%M}"
+        )
+    if number in plan.power_mid_sheet:
+        c = plan.power_mid_sheet[number]
+        fell = "fallen into the box" if c.dropped else "still in the scanner"
+        parts.append(f"power cut mid-sheet from {c.after:%H:%M} ({fell}), {c.off_minutes} min")
+    if number in plan.box:
+        o = plan.box[number]
+        back = f"{o.back:%H:%M}" if o.back else "at the close"
+        parts.append(f"ASU failed {o.fails:%H:%M}, spare ASU {back} (deferred batch)")
     return "; ".join(parts)
 
 
@@ -1343,6 +1651,10 @@ def _analyse(
         o = outcome.get(f["number"])
         if o is not None:
             o.deviations, o.busy = list(f.get("deviations", [])), float(f.get("busy", 0.0))
+            o.power_cuts = [
+                {"off": off.isoformat(), "back": back.isoformat() if back else None, "fell": fell}
+                for off, back, fell in f.get("power_cuts", [])
+            ]
         if f["pending"]:
             problems.append(f"station {f['number']}: {f['pending']} message(s) never acknowledged")
     result.messages_signed, result.messages_stored = len(signed), len(stored)
@@ -1363,6 +1675,7 @@ def _analyse(
         problems.append(f"only {len(final)} of {len(definition.stations)} stations reported back")
     finals: dict[str, dict[str, int]] = {}
     received: dict[str, list[str]] = {}
+    final_asu: dict[str, dict[str, Any]] = {}  # station -> its stored final ASU report's body
     for r in db.query(
         "SELECT station_id, kind, received_at, raw FROM messages "
         "WHERE kind IN ('asu_report', 'identification_report')"
@@ -1372,6 +1685,8 @@ def _analyse(
             f = finals.setdefault(r["station_id"], {})
             f[r["kind"]] = f.get(r["kind"], 0) + 1
             received.setdefault(r["station_id"], []).append(r["received_at"])
+            if r["kind"] == "asu_report":
+                final_asu[r["station_id"]] = body
     once = 0
     for s in definition.stations:
         got = finals.get(s.id, {})
@@ -1384,6 +1699,14 @@ def _analyse(
             outcome[s.number].delivered_wall = wall
             outcome[s.number].delivered_at = clock.sim(wall)
     result.finals_once = once
+    # the spare ordinary box's sheets (a box failure) reported apart: exactly the truth's
+    check_deferred(final_asu, truths, problems)
+    # a sheet held when the power failed: counted once or given back once, never lost or doubled
+    cuts = {f["station_id"]: f.get("power_cuts", []) for f in final.values()}
+    check_power_cuts(final_asu, truths, cuts, problems)
+    for s in result.stations:
+        if s.station_id in final_asu:
+            s.deferred_sheets = int(final_asu[s.station_id].get("deferred_sheets", 0))
     lat = sorted(
         s.delivered_wall - s.closed_wall
         for s in result.stations
@@ -1522,6 +1845,92 @@ def reconcile(
     return equal
 
 
+def check_deferred(
+    final_asu: dict[str, dict[str, Any]],
+    truths: dict[str, dict[str, Any]],
+    problems: list[str],
+) -> int:
+    """Each stored final ASU report (station id -> body) reports apart exactly the sheets
+    of the station's spare ordinary box (`deferred_sheets`, `deferred_tallies`): the truth's
+    after a box failure, none elsewhere.  The overall `tallies` hold both batches and are
+    checked against the truth by `reconcile`.  Appends a line to `problems` per difference;
+    returns how many stations' deferred batches were equal to their truth."""
+    equal = 0
+    for sid, body in sorted(final_asu.items()):
+        truth = truths.get(sid)
+        if truth is None:
+            continue  # a station no worker made a truth for: already a problem
+        name = f"station {truth.get('number', sid)}"
+        want_sheets = int(truth.get("deferred_sheets", 0))
+        want = truth.get("deferred_tallies", {})
+        got = {t["contest_id"]: t for t in body.get("deferred_tallies", [])}
+        wrong = []
+        if body.get("deferred_sheets") != want_sheets:
+            wrong.append(f"deferred_sheets {body.get('deferred_sheets')} != truth {want_sheets}")
+        for cid in sorted(set(got) | set(want)):
+            g, e = _counts(got.get(cid)), _counts(want.get(cid))
+            if g != e:
+                keys = [k for k in e if g[k] != e[k]]
+                wrong.append(f"deferred_tallies of {cid} differ in {', '.join(keys)}")
+        if wrong:
+            problems.append(f"{name}: {'; '.join(wrong)}")
+        else:
+            equal += 1
+    return equal
+
+
+def check_power_cuts(
+    final_asu: dict[str, dict[str, Any]],
+    truths: dict[str, dict[str, Any]],
+    cuts: Mapping[str, Sequence[tuple[dt.datetime, dt.datetime | None, bool]]],
+    problems: list[str],
+) -> int:
+    """Each station whose power failed in the middle of accepting a sheet (station id ->
+    [(off, back, the sheet had fallen)]) came back, and its stored final ASU report (station
+    id -> body) counts exactly the truth's sheets (the held sheet neither lost nor counted
+    twice) and gives back what the truth gives back plus, per cut before the sheet fell, the
+    one sheet the box gave back at boot ("drop not confirmed").  Appends a line to
+    `problems` per difference; returns how many such stations were equal to their truth."""
+    from station.asu import REASON_DROP_NOT_CONFIRMED
+
+    equal = 0
+    for sid, station_cuts in sorted(cuts.items()):
+        truth, body = truths.get(sid), final_asu.get(sid)
+        if not station_cuts or truth is None or body is None:
+            continue  # no cut, or no truth / final report: already a problem
+        name = f"station {truth.get('number', sid)}"
+        what = ", ".join(
+            f"{off:%H:%M:%S} (the sheet {'had fallen' if fell else 'in the scanner'})"
+            for off, _back, fell in station_cuts
+        )
+        wrong = [f"no power since {off:%H:%M:%S}" for off, b, _ in station_cuts if b is None]
+        if body.get("sheets") != truth["sheets"]:
+            verb = "lost" if int(body.get("sheets", 0)) < truth["sheets"] else "counted twice"
+            wrong.append(
+                f"its final ASU report counts {body.get('sheets')} sheets, the truth "
+                f"{truth['sheets']}: a held sheet {verb}"
+            )
+        back: dict[str, int] = dict(truth["returns"])
+        if again := sum(not fell for _off, _back, fell in station_cuts):
+            back[REASON_DROP_NOT_CONFIRMED] = back.get(REASON_DROP_NOT_CONFIRMED, 0) + again
+        if body.get("returned") != dict(sorted(back.items())):
+            wrong.append(f"sheets given back {body.get('returned')}, expected {back}")
+        if wrong:
+            problems.append(f"{name}, power cut mid-sheet at {what}: {'; '.join(wrong)}")
+        else:
+            equal += 1
+    return equal
+
+
+def _counts(t: dict[str, Any] | None) -> dict[str, Any]:
+    """A contest tally's counts, zeros left out (a report lists every option, even at 0)."""
+    t = t or {}
+    out: dict[str, Any] = {"ballots": t.get("ballots", 0), "invalid": t.get("invalid", 0)}
+    for key in ("votes", "preferences", "invalid_by_reason"):
+        out[key] = {k: v for k, v in (t.get(key) or {}).items() if v}
+    return out
+
+
 def _zero() -> dict[str, Any]:
     return {
         "ballots": 0,
@@ -1645,6 +2054,35 @@ def _print(
     )
     levels = ", ".join(f"{k} {v}" for k, v in sorted(r.reconciled.items()))
     say(f"   published units equal to the sum of the truths: {levels}")
+    spare = [s for s in rows if s.deferred_sheets or "ASU failed" in s.link]
+    if spare:
+        say(
+            "   deferred batches (the spare box's sheets, reported apart in the final ASU "
+            "report; checked against the truth): "
+            + "; ".join(f"station {s.number}: {s.deferred_sheets} sheet(s)" for s in spare)
+        )
+    cut = [s for s in rows if s.power_cuts or "power cut mid-sheet" in s.link]
+    if cut:
+
+        def what(c: dict[str, Any]) -> str:
+            off, back = dt.datetime.fromisoformat(c["off"]), c["back"]
+            upto = f"{dt.datetime.fromisoformat(back):%H:%M:%S}" if back else "the end"
+            held = (
+                "had fallen: counted at boot"
+                if c["fell"]
+                else "in the scanner: given back at boot, fed again"
+            )
+            return f"{off:%H:%M:%S}-{upto} (the sheet {held})"
+
+        say(
+            "   power cuts in the middle of accepting a sheet (each final ASU report checked: "
+            "the truth's sheets, the held one neither lost nor doubled): "
+            + "; ".join(
+                f"station {s.number}: "
+                + (", ".join(what(c) for c in s.power_cuts) or "did not happen (no sheet after)")
+                for s in cut
+            )
+        )
     v = r.verifier
     if v:
         say(
@@ -1688,4 +2126,15 @@ def _ranges(numbers: Sequence[int]) -> str:
     )
 
 
-__all__ = ["DayConfig", "DayError", "DayResult", "SimClock", "provision", "reconcile", "run_day"]
+__all__ = [
+    "DayConfig",
+    "DayError",
+    "DayResult",
+    "SimClock",
+    "check_deferred",
+    "check_power_cuts",
+    "check_spares",
+    "provision",
+    "reconcile",
+    "run_day",
+]

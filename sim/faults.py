@@ -8,12 +8,15 @@ the alerts the CEC must raise because of them:
      "broker": {"at": "20:02", "signal": "term"},            Mosquitto restarted
      "central": {"at": "20:03", "down_seconds": 3},          the CEC server killed with -9
      "attacker": {"start": "20:05", "flood": 300},           a stolen modem on the broker network
+     "box": {"share": 0.3, "at_close_share": 0.5, ...},      ballot boxes fail: a deferred batch
+     "spare": {"share": 0.3, "early": 0.5, ...},             appliances replaced by spare devices
      "expect_alerts": ["not_delivered"]}
 
 `plan_faults` turns a profile into a seeded, reproducible plan for one election (which
 stations lose their link when, on the simulated clock); `sim.day` applies it: modem
 spells in the station worker processes (a `firmware_sim.modem.Modem` proxy per affected
-station), the broker and central faults and the attacker in the driver.  Times are
+station; ballot box failures, played by the fast station), the broker and central faults
+and the attacker in the driver.  Times are
 local "HH:MM" on election day.  Every profile must end with each station's final
 reports accepted exactly once and the published results equal to the truth.
 
@@ -130,10 +133,64 @@ class AttackerFault(_Model):
 
 class PowerFault(_Model):
     """Stations lose power at the close, after signing their final reports and before the
-    uplink sends them; power returns later and the appliance starts again from its disk."""
+    uplink sends them (`share`), and while polls are open, in the middle of accepting a
+    sheet (`mid_sheet_share`: the sheet held, not counted; half of them after it fell into
+    the box, half before); power returns later and the appliance starts again from its disk."""
 
     share: float = Field(0.3, ge=0, le=1)  # of the stations (at least one if > 0)
     off_minutes: tuple[int, int] = (10, 60)
+    mid_sheet_share: float = Field(0.0, ge=0, le=1)  # of the stations (at least one if > 0)
+    mid_sheet_window: tuple[str, str] = ("09:00", "17:00")  # the cut: first sheet from then
+    mid_sheet_off_minutes: tuple[int, int] = (3, 20)
+
+    @field_validator("mid_sheet_window")
+    @classmethod
+    def _times(cls, v: tuple[str, str]) -> tuple[str, str]:
+        return (_hhmm(v[0]), _hhmm(v[1]))
+
+
+class BoxFault(_Model):
+    """Stations' ballot box (ASU) fails while polls are open: the voters go on voting into
+    the spare ordinary box; when a spare ASU is connected (during the day, or only at the
+    close) the commission scans those sheets as the deferred batch (chair's code)."""
+
+    share: float = Field(0.3, ge=0, le=1)  # of the stations (at least one if > 0)
+    window: tuple[str, str] = ("09:00", "17:00")  # when the box fails
+    down_minutes: tuple[int, int] = (40, 180)  # until the spare ASU (if before the close)
+    at_close_share: float = Field(0.5, ge=0, le=1)  # of the affected: no spare until the close
+
+    @field_validator("window")
+    @classmethod
+    def _times(cls, v: tuple[str, str]) -> tuple[str, str]:
+        return (_hhmm(v[0]), _hhmm(v[1]))
+
+
+class SpareFault(_Model):
+    """Stations' appliance dies while polls are open.  Its storage (the station's database:
+    roll marks, ballots, counters, event log, outbox, signed chain) moves into a spare device
+    with its own key, certified by the CEC for the station (`provision spare`), which takes
+    it over (`Appliance.take_over`) and continues the station's chain.  The CEC authorises
+    the spare's certificate (`central authorise-device`) before the spare runs, except for
+    the `early` share of the stations: there the spare runs first, its messages are refused
+    as `unknown_device` (no acknowledgement) and resent until the authorisation comes."""
+
+    share: float = Field(0.3, ge=0, le=1)  # of the stations (at least one if > 0)
+    window: tuple[str, str] = ("09:00", "16:00")  # when the appliance fails
+    spare_minutes: tuple[int, int] = (20, 60)  # from the failure until the spare runs
+    early: float = Field(0.5, ge=0, le=1)  # of the affected (at least one if > 0)
+    authorise_minutes: tuple[int, int] = (10, 40)  # early: after the spare runs; else before
+
+    @field_validator("window")
+    @classmethod
+    def _times(cls, v: tuple[str, str]) -> tuple[str, str]:
+        return (_hhmm(v[0]), _hhmm(v[1]))
+
+    @field_validator("spare_minutes", "authorise_minutes")
+    @classmethod
+    def _minutes(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1]:
+            raise ValueError(f"{list(v)} is not a range of minutes [min, max], min >= 1")
+        return v
 
 
 class Profile(_Model):
@@ -144,6 +201,8 @@ class Profile(_Model):
     central: CentralFault | None = None
     attacker: AttackerFault | None = None
     power: PowerFault | None = None
+    box: BoxFault | None = None
+    spare: SpareFault | None = None
     expect_alerts: tuple[str, ...] = ()  # kinds that must be raised (others: BENIGN_ALERTS only)
 
 
@@ -184,9 +243,71 @@ class Spell:
 
 
 @dataclass(frozen=True)
+class BoxOutage:
+    """A station's ballot box (ASU) fails at `fails`; a spare ASU is connected at `back`
+    (None: only at the close, after the closing hour and before the final reports are
+    signed), and the commission then scans the spare ordinary box's sheets as the deferred
+    batch.  `sim.truth.with_box_failure` says which sheets those are."""
+
+    fails: dt.datetime
+    back: dt.datetime | None
+
+    def describe(self) -> str:
+        back = f"a spare ASU at {self.back:%H:%M}" if self.back else "a spare ASU only at the close"
+        return (
+            f"ballot box (ASU) fails at {self.fails:%H:%M}, sheets into the spare box; {back}, "
+            "then the deferred batch is scanned"
+        )
+
+
+@dataclass(frozen=True)
+class MidSheetCut:
+    """A station's power fails in the middle of accepting a sheet: the first sheet the box
+    accepts from `after` on is held (its pending record committed) and not counted;
+    `dropped`: it had already fallen into the box (the box's drop counter moved), else it is
+    still in the scanner.  `off_minutes` later the appliance boots from its database and
+    the held sheet is resolved from the box's drop counter (`sim.fast_station.PowerCut`)."""
+
+    after: dt.datetime
+    off_minutes: int
+    dropped: bool
+
+    def describe(self) -> str:
+        where = "had fallen into the box" if self.dropped else "was still in the scanner"
+        return (
+            f"power cut in the middle of accepting a sheet (the first from {self.after:%H:%M}), "
+            f"which {where}; back {self.off_minutes} min later"
+        )
+
+
+@dataclass(frozen=True)
+class DeviceSwap:
+    """A station's appliance dies at `fails`; the spare device, with the storage moved into
+    it, takes over at `runs`; the CEC authorises the spare's certificate at `authorised`
+    (after `runs`: the spare's messages are refused until then, and resent)."""
+
+    fails: dt.datetime
+    runs: dt.datetime
+    authorised: dt.datetime
+
+    @property
+    def early(self) -> bool:
+        return self.authorised > self.runs
+
+    def describe(self) -> str:
+        when = "after" if self.early else "before"
+        return (
+            f"appliance fails at {self.fails:%H:%M}; its storage moves into a spare device, "
+            f"which takes over at {self.runs:%H:%M}; the CEC authorises the spare at "
+            f"{self.authorised:%H:%M} ({when} it runs)"
+        )
+
+
+@dataclass(frozen=True)
 class TimedEvent:
     at: dt.datetime
-    what: Literal["broker", "central", "attacker", "stolen", "modem_back"]
+    what: Literal["broker", "central", "attacker", "stolen", "modem_back", "authorise"]
+    station: int | None = None  # "authorise": whose spare
 
 
 @dataclass(frozen=True)
@@ -198,6 +319,9 @@ class FaultPlan:
     accomplice: int | None = None  # whose signing key the attacker extracted
     events: tuple[TimedEvent, ...] = ()  # driver-side, in time order
     power_off: dict[int, int] = field(default_factory=dict)  # station -> minutes without power
+    box: dict[int, BoxOutage] = field(default_factory=dict)  # station -> its box's failure
+    power_mid_sheet: dict[int, MidSheetCut] = field(default_factory=dict)  # station -> its cut
+    spares: dict[int, DeviceSwap] = field(default_factory=dict)  # station -> its device swap
 
     @property
     def modem_stations(self) -> set[int]:
@@ -214,6 +338,12 @@ class FaultPlan:
                 f"station {number}: power cut after signing its final reports, back "
                 f"{minutes} min later"
             )
+        for number, cut in sorted(self.power_mid_sheet.items()):
+            lines.append(f"station {number}: {cut.describe()}")
+        for number, outage in sorted(self.box.items()):
+            lines.append(f"station {number}: {outage.describe()}")
+        for number, swap in sorted(self.spares.items()):
+            lines.append(f"station {number}: {swap.describe()}")
         for number, spells in sorted(self.spells.items()):
             parts = [
                 f"{s.cut:%H:%M}-{s.restore:%H:%M}" if s.restore else f"{s.cut:%H:%M}-?"
@@ -222,7 +352,8 @@ class FaultPlan:
             late = " (out over the close)" if any(s.late for s in spells) else ""
             lines.append(f"station {number}: link down {', '.join(parts)}{late}")
         for e in self.events:
-            lines.append(f"{e.at:%H:%M} {e.what}")
+            whose = f" (station {e.station})" if e.station else ""
+            lines.append(f"{e.at:%H:%M} {e.what}{whose}")
         return lines
 
 
@@ -234,10 +365,12 @@ def plan_faults(
     seed: int,
     *,
     exclude: Sequence[int] = (),
+    closing: str = "20:00",
 ) -> FaultPlan:
     """Which station loses its link when, etc.: a pure function of its inputs.
 
-    `exclude`: stations no modem fault is planned for (the "full" stations)."""
+    `exclude`: stations no modem fault is planned for (the "full" stations).  `closing`:
+    the polls' closing hour (a ballot box not back before it is back only at the close)."""
     tz = ZoneInfo(timezone)
     rng = random.Random(f"shailoo-sim/{seed}/faults/{profile.name}")
     numbers = sorted(numbers)
@@ -297,12 +430,72 @@ def plan_faults(
         k = max(1, round(profile.power.share * len(candidates)))
         for n in sorted(rng.sample(candidates, min(k, len(candidates)))):
             power_off[n] = rng.randint(*profile.power.off_minutes)
+    mid_sheet: dict[int, MidSheetCut] = {}
+    pw = profile.power
+    if pw is not None and pw.mid_sheet_share > 0 and candidates:
+        if at(pw.mid_sheet_window[1]) >= at(closing):
+            raise FaultError(f"power.mid_sheet_window must end before the polls close at {closing}")
+        k = max(1, round(pw.mid_sheet_share * len(candidates)))
+        chosen = rng.sample(candidates, min(k, len(candidates)))
+        first = rng.random() < 0.5  # the two cases alternate: both happen from two stations
+        for j, n in enumerate(chosen):
+            after = between(*pw.mid_sheet_window)
+            off = rng.randint(*pw.mid_sheet_off_minutes)
+            mid_sheet[n] = MidSheetCut(after, off, dropped=(j % 2 == 0) == first)
+    box: dict[int, BoxOutage] = {}
+    b = profile.box
+    if b is not None and b.share > 0 and candidates:
+        if at(b.window[1]) >= at(closing):
+            raise FaultError(f"box.window must end before the polls close at {closing}")
+        k = max(1, round(b.share * len(candidates)))
+        chosen = sorted(rng.sample(candidates, min(k, len(candidates))))
+        close_k = round(b.at_close_share * len(chosen))
+        if b.at_close_share > 0:
+            close_k = max(1, close_k)
+        at_close = set(rng.sample(chosen, close_k))
+        for n in chosen:
+            fails = between(*b.window)
+            spare = fails + dt.timedelta(minutes=rng.randint(*b.down_minutes))
+            day_repair = n not in at_close and spare < at(closing)
+            box[n] = BoxOutage(fails, spare if day_repair else None)
+    spares: dict[int, DeviceSwap] = {}
+    sp = profile.spare
+    if sp is not None and sp.share > 0 and candidates:
+        if at(sp.window[1]) + dt.timedelta(minutes=sp.spare_minutes[1]) >= at(closing):
+            raise FaultError(
+                f"spare.window and spare.spare_minutes must bring the spare before the polls "
+                f"close at {closing}"
+            )
+        k = max(1, round(sp.share * len(candidates)))
+        chosen = sorted(rng.sample(candidates, min(k, len(candidates))))
+        early_k = round(sp.early * len(chosen))
+        if sp.early > 0:
+            early_k = max(1, early_k)
+        early = set(rng.sample(chosen, early_k))
+        for n in chosen:
+            fails = between(*sp.window)
+            runs = fails + dt.timedelta(minutes=rng.randint(*sp.spare_minutes))
+            gap = dt.timedelta(minutes=rng.randint(*sp.authorise_minutes))
+            authorised = runs + gap if n in early else max(fails, runs - gap)
+            spares[n] = DeviceSwap(fails, runs, authorised)
+            events.append(TimedEvent(authorised, "authorise", n))
     if profile.broker is not None:
         events.append(TimedEvent(at(profile.broker.at), "broker"))
     if profile.central is not None:
         events.append(TimedEvent(at(profile.central.at), "central"))
     events.sort(key=lambda e: e.at)
-    return FaultPlan(profile, spells, latency, victim, accomplice, tuple(events), power_off)
+    return FaultPlan(
+        profile,
+        spells,
+        latency,
+        victim,
+        accomplice,
+        tuple(events),
+        power_off,
+        box=box,
+        power_mid_sheet=mid_sheet,
+        spares=spares,
+    )
 
 
 def _merge(spells: list[Spell]) -> tuple[Spell, ...]:
@@ -624,8 +817,11 @@ __all__ = [
     "PROFILE_DIR",
     "AttackLog",
     "Attacker",
+    "BoxOutage",
+    "DeviceSwap",
     "FaultError",
     "FaultPlan",
+    "MidSheetCut",
     "Profile",
     "Spell",
     "TimedEvent",

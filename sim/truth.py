@@ -16,6 +16,7 @@ of one seed shares the same national picture whatever order stations are made in
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -191,6 +192,9 @@ class Visit:
     camera_fault: bool = False
     reason: AdmissionReason | None = None
     sheets: tuple[Sheet, ...] = ()
+    # The ballot box (ASU) had failed: the sheets went unchecked into the spare ordinary box
+    # and are scanned later, in the deferred batch (`with_box_failure`).
+    spare_box: bool = False
 
     @property
     def votes(self) -> bool:
@@ -226,15 +230,24 @@ class Truth:
         """Sheets counted by the box (spoiled ones are given back, not counted)."""
         return sum(len(v.sheets) for v in self.visits if v.votes)
 
-    def tallies(self) -> dict[str, ContestTally]:
-        """The expected ASU count per contest, computed from the marks alone."""
+    def deferred_sheets(self) -> int:
+        """Sheets of the spare ordinary box, counted in the deferred batch (also in `sheets`)."""
+        return sum(len(v.sheets) for v in self.visits if v.votes and v.spare_box)
+
+    def deferred_tallies(self) -> dict[str, ContestTally]:
+        """The deferred batch's count per contest (the report's `deferred_tallies`)."""
+        return self.tallies(deferred=True)
+
+    def tallies(self, *, deferred: bool = False) -> dict[str, ContestTally]:
+        """The expected ASU count per contest, computed from the marks alone (every sheet,
+        both batches; `deferred`: only the spare box's, scanned in the deferred batch)."""
         out: dict[str, ContestTally] = {}
         for contest in self.contests:
             votes = dict.fromkeys((o.id for o in contest.options), 0)
             prefs = dict.fromkeys((c.id for o in contest.options for c in o.candidates), 0)
             invalid: Counter[str] = Counter()
             ballots = 0
-            for mark in self._marks(contest.id):
+            for mark in self._marks(contest.id, deferred=deferred):
                 ballots += 1
                 if mark.status == "valid" and mark.option_id is not None:
                     votes[mark.option_id] += 1
@@ -294,9 +307,9 @@ class Truth:
             "mobile_list": self.mobile_list,
         }
 
-    def _marks(self, contest_id: str) -> Iterable[Mark]:
+    def _marks(self, contest_id: str, *, deferred: bool = False) -> Iterable[Mark]:
         for v in self.visits:
-            if v.votes:
+            if v.votes and (v.spare_box or not deferred):
                 for s in v.sheets:
                     if s.mark.contest_id == contest_id:
                         yield s.mark
@@ -470,6 +483,32 @@ def make_truth(
         turnout=turnout,
         visits=tuple(visits[k] for k in order),
     )
+
+
+def with_box_failure(truth: Truth, failed: dt.datetime, back: dt.datetime | None) -> Truth:
+    """The same day at a station whose ballot box (ASU) failed at `failed` and was back (a
+    spare ASU) at `back` (None: only at the close).
+
+    The voters in between are identified at the desk as ever, but cast their sheets into
+    the spare ordinary box: unchecked, so none is given back as spoiled and replaced (the
+    voter's final mark goes in), and kept sealed until the commission scans them in the
+    deferred batch (`Visit.spare_box`).  Every sheet and mark stays the same, so `tallies()`
+    does not change; `deferred_tallies()` is the part the spare box held.  The mobile box
+    has no voter at a desk and its own box: it is not the spare box."""
+    if back is not None and back <= failed:
+        raise ValueError("the box comes back after it failed")
+
+    def down(v: Visit) -> bool:
+        during = failed <= v.at and (back is None or v.at < back)
+        return during and v.votes and v.how is not How.MOBILE
+
+    visits = tuple(
+        dataclasses.replace(v, spare_box=True, sheets=tuple(Sheet(s.mark) for s in v.sheets))
+        if down(v)
+        else v
+        for v in truth.visits
+    )
+    return dataclasses.replace(truth, visits=visits)
 
 
 class _Day:

@@ -2,7 +2,10 @@
 
 Everything durable lives in the station's SQLite database (station.store); the
 bundle is verified again at every start, and the database must belong to the
-same election, station and device, or the appliance refuses to start.
+same election, station and device, or the appliance refuses to start.  A spare device
+takes over a failed one's storage only explicitly (`Appliance.take_over`: same station
+and election, the chair's code), and from then on signs the station's chain with its
+own key.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -158,6 +161,84 @@ class Appliance:
             app.log.record("recovered_after_restart", outcome="na", awaiting=len(pending))
         return app
 
+    @classmethod
+    def take_over(
+        cls,
+        data_dir: Path,
+        bundle_dir: Path,
+        *,
+        root_cert: x509.Certificate,
+        passphrase: str,
+        chair_code: str,
+        matcher: FaceMatcher,
+        clock: Clock,
+        actor: str = "chair",
+        health: Health | None = None,
+        index_dir: Path | None = None,
+        settings: Settings | None = None,
+        cache: VerifyCache | None = None,
+        index: IndexLookup | None = None,
+    ) -> Appliance:
+        """A spare device takes over the storage of the station's failed one.
+
+        The storage (this database: roll marks, ballots, counters, event log, outbox and
+        the signed chain) was moved into the spare, as Brazil moves a failed urna's
+        flash cards into the contingency urna.  The spare's bundle must be the CEC's,
+        for the same station and election, and another device than the one that holds
+        the storage (nor one replaced before); the chair's code must be right.  Then, in
+        one transaction, the storage is the spare's, the event log records the handover
+        (old device, new device, the last signed seq), and the spare signs its first
+        message: a heartbeat whose `device_change` names the device it replaces.  The
+        chain goes on: next seq, `prev` the hash of the failed device's last message.
+        Anything refused changes nothing.
+        """
+        bundle = verify_bundle(
+            bundle_dir, root_cert=root_cert, at=clock(), index_dir=index_dir, cache=cache
+        )
+        try:
+            keys.load_private_key(bundle.file(B.SIGNING_KEY_FILE).read_bytes(), passphrase)
+        except keys.KeyDecryptError as e:
+            raise ApplianceError("the spare's device passphrase is wrong: type it again") from e
+        path = data_dir / DB_FILE
+        if not path.is_file():
+            raise ApplianceError(
+                f"no station database in {data_dir}: a spare takes over the storage of the "
+                "failed device, moved here from it (a new station starts with `station run`)"
+            )
+        store = Store(path)
+        try:
+            replaced = _check_takeover(store, bundle, chair_code)
+            app = cls(store, bundle, passphrase, matcher, clock, index=index, settings=settings)
+        except BaseException:
+            store.close()
+            raise
+        pending = store.one("SELECT COUNT(*) AS n FROM messages WHERE acked_at IS NULL")
+        last = store.one("SELECT seq FROM messages ORDER BY seq DESC LIMIT 1")
+        last_seq = None if last is None else int(last["seq"])
+        with store.transaction():
+            store.set_meta("device_id", bundle.device_id)
+            app.log.record(
+                "device_taken_over",
+                actor=actor,
+                from_device=replaced,
+                to_device=bundle.device_id,
+                last_seq=last_seq,
+                state=app.state.value,
+            )
+            app.heartbeat(
+                health or Health(),
+                outbox_pending=0 if pending is None else int(pending["n"]),
+                device_change={"from_device": replaced, "last_seq": last_seq},
+            )
+        app.log.record("app_started", state=app.state.value)
+        if waiting := app.desk.pending():
+            app.log.record("recovered_after_restart", outcome="na", awaiting=len(waiting))
+        return app
+
+    def replaced_devices(self) -> list[str]:
+        """Devices that held this station's storage before the one running now."""
+        return _replaced(self.store)
+
     # --- state ---------------------------------------------------------------------------
     @property
     def state(self) -> State:
@@ -260,8 +341,15 @@ class Appliance:
             return False
         return self._due(reports.TURNOUT, self.settings.turnout_every_minutes)
 
-    def heartbeat(self, health: Health, *, outbox_pending: int) -> Envelope:
-        """Signed status: state, power, signal, what waits to be sent; counts only."""
+    def heartbeat(
+        self,
+        health: Health,
+        *,
+        outbox_pending: int,
+        device_change: dict[str, Any] | None = None,
+    ) -> Envelope:
+        """Signed status: state, power, signal, what waits to be sent; counts only.
+        `device_change`: the first message of a spare (see `take_over`)."""
         from station.printing import software_version
 
         seq, head = self.log.head()
@@ -278,6 +366,8 @@ class Appliance:
             "software": software_version(),
             "log_head": {"seq": seq, "hash": head},
         }
+        if device_change is not None:
+            body["device_change"] = device_change
         with self.store.transaction():
             return self.signer.sign(reports.HEARTBEAT, body)
 
@@ -416,8 +506,69 @@ def _check_same(store: Store, bundle: VerifiedBundle) -> None:
         ("station_id", bundle.station.id),
         ("device_id", bundle.device_id),
     ):
+        if key == "device_id" and value in _replaced(store):
+            raise ApplianceError(
+                f"device {value} was replaced: this station's storage is now device "
+                f"{store.meta(key)}'s, and a replaced device never signs for it again"
+            )
+        if key == "device_id" and store.meta(key) != value:
+            raise ApplianceError(
+                f"the database in {store.path.parent} belongs to another device "
+                f"({store.meta(key)}); use this bundle's own data directory, or, if this "
+                "device is a spare replacing that one, take its storage over first "
+                "(`shailoo station take-over`)"
+            )
         if store.meta(key) != value:
             raise ApplianceError(
                 f"the database in {store.path.parent} belongs to another {key.split('_')[0]} "
                 f"({store.meta(key)}); use this bundle's own data directory"
             )
+
+
+def _check_takeover(store: Store, bundle: VerifiedBundle, chair_code: str) -> str:
+    """Whether the spare of `bundle` may take over this storage; the device it replaces."""
+    held, election = store.meta("device_id"), store.meta("election_hash")
+    if election is None or held is None:
+        raise ApplianceError(
+            f"the database in {store.path.parent} holds no station that was set up: "
+            "there is nothing to take over"
+        )
+    if election != bundle.definition.election_hash:
+        raise ApplianceError(
+            f"this spare is for election {bundle.definition.id} "
+            f"({bundle.definition.election_hash[:12]}…), the storage is of another election "
+            f"({election[:12]}…): ask the CEC for a spare of this election"
+        )
+    if store.meta("station_id") != bundle.station.id:
+        raise ApplianceError(
+            f"this spare is for station {bundle.station.number} ({bundle.station.id}); the "
+            f"storage is station {store.meta('station_id')}'s: a spare takes over only the "
+            "station it was issued for"
+        )
+    if held == bundle.device_id:
+        raise ApplianceError(
+            f"device {held} already holds this storage: it is not a spare (start it with "
+            "`shailoo station run`)"
+        )
+    if bundle.device_id in _replaced(store):
+        raise ApplianceError(
+            f"device {bundle.device_id} was replaced on this station before: a replaced "
+            "device never signs for it again"
+        )
+    row = store.one("SELECT COUNT(*) AS n FROM voters")
+    voters = 0 if row is None else int(row["n"])
+    if voters != bundle.manifest.voters:
+        raise ApplianceError(
+            f"the spare's bundle holds {bundle.manifest.voters} voters, this storage "
+            f"{voters}: not the same roll"
+        )
+    stored = store.meta("chair_code")
+    if stored is None or not chair_code_matches(stored, chair_code):
+        raise ApplianceError("the chair's code is wrong: the storage was not taken over")
+    return held
+
+
+def _replaced(store: Store) -> list[str]:
+    """Devices a spare took this storage over from, oldest first (from the event log)."""
+    rows = store.query("SELECT detail FROM events WHERE name = 'device_taken_over' ORDER BY seq")
+    return [str(json.loads(r["detail"])["from_device"]) for r in rows]

@@ -82,6 +82,7 @@ __all__ = [
     "SheetReturned",
     "TransferFault",
     "TransferFaultKind",
+    "resolve_pending",
 ]
 
 log = logging.getLogger(__name__)
@@ -226,9 +227,14 @@ class DropConfirmed:
 
 @dataclass(frozen=True, slots=True)
 class DropNotHappened:
-    """A pending sheet did not fall: discard the pending record; the voter gets it back."""
+    """A pending sheet did not fall: discard the pending record; the voter gets it back.
+
+    `in_path`: the sheet is still in the box's path, and the driver gives it back next (a
+    `SheetReturned` follows: that is the one return to count).  False: it is no longer
+    there (already given back, or taken out while the box was off)."""
 
     pending_id: str
+    in_path: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,27 +557,21 @@ class AsuDriver(SerialLink[AsuSettings]):
             return
         self._pending = None
         rec = p.record
-        if rec.box_serial != status.serial_number:
-            detail = (
-                f"sheet accepted on box {rec.box_serial}, now box {status.serial_number}: "
-                "the commission must check whether it fell"
-            )
-            log.warning("asu: pending %s: %s", rec.pending_id, detail)
-            self._emit(DropUnknown(rec.pending_id, detail))
-        elif status.drops_total == rec.drops_before + 1:
-            log.info("asu: pending %s fell before the interruption", rec.pending_id)
-            self._emit(DropConfirmed(rec.pending_id))
-        elif status.drops_total == rec.drops_before:
-            log.info("asu: pending %s did not fall", rec.pending_id)
-            self._interrupt = self._interrupt or REASON_DROP_NOT_CONFIRMED
-            self._emit(DropNotHappened(rec.pending_id))
-        else:
-            detail = (
-                f"box drop counter is {status.drops_total}, expected "
-                f"{rec.drops_before} or {rec.drops_before + 1}: the commission must check"
-            )
-            log.warning("asu: pending %s: %s", rec.pending_id, detail)
-            self._emit(DropUnknown(rec.pending_id, detail))
+        event = resolve_pending(
+            rec,
+            serial_number=status.serial_number,
+            drops_total=status.drops_total,
+            paper_in_path=status.paper_in_path,
+        )
+        match event:
+            case DropConfirmed():
+                log.info("asu: pending %s fell before the interruption", rec.pending_id)
+            case DropNotHappened():
+                log.info("asu: pending %s did not fall", rec.pending_id)
+                self._interrupt = self._interrupt or REASON_DROP_NOT_CONFIRMED
+            case DropUnknown(detail=detail):
+                log.warning("asu: pending %s: %s", rec.pending_id, detail)
+        self._emit(event)
 
     def _ready(self) -> None:
         """Nothing in the path and nothing wrong: feed or not, as the station wants."""
@@ -774,6 +774,28 @@ class AsuDriver(SerialLink[AsuSettings]):
         elif state in (AsuState.ACCEPTING, AsuState.RETURNING, AsuState.JAMMED):
             log.warning("asu: no confirmation while %s: checking the sensors", state.value)
             self._check_sensors()
+
+
+def resolve_pending(
+    record: PendingDrop, *, serial_number: str, drops_total: int, paper_in_path: bool
+) -> DropConfirmed | DropNotHappened | DropUnknown:
+    """The resolution rule for a pending accept, from the box's STATUS (serial number,
+    non-volatile drop counter, paper in the path): see the module docstring."""
+    if record.box_serial != serial_number:
+        return DropUnknown(
+            record.pending_id,
+            f"sheet accepted on box {record.box_serial}, now box {serial_number}: "
+            "the commission must check whether it fell",
+        )
+    if drops_total == record.drops_before + 1:
+        return DropConfirmed(record.pending_id)
+    if drops_total == record.drops_before:
+        return DropNotHappened(record.pending_id, in_path=paper_in_path)
+    return DropUnknown(
+        record.pending_id,
+        f"box drop counter is {drops_total}, expected "
+        f"{record.drops_before} or {record.drops_before + 1}: the commission must check",
+    )
 
 
 def _with_drops(status: StatusMsg, drops_total: int) -> StatusMsg:

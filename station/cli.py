@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 from election import bundle as B
 
@@ -61,6 +62,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="no uplink: reports wait in the outbox",
     )
     r.set_defaults(func=cmd_run)
+
+    t = ssub.add_parser(
+        "take-over",
+        help="a spare device takes over a failed one's storage (chair's code), then signs",
+        description="The failed appliance's storage (its data directory) has been moved into "
+        "this spare.  Verify the spare's bundle (the CEC's, same station and election, "
+        "another device), check the chair's code, record the handover in the event log and "
+        "sign the spare's first message, which names the device it replaces.  Then start the "
+        "station with `shailoo station run --bundle SPARE_BUNDLE --data DIR`.  The spare's "
+        "passphrase comes from --passphrase-file or $SHAILOO_DEVICE_PASSPHRASE, the chair's "
+        "code from --chair-code-file or $SHAILOO_CHAIR_CODE.",
+    )
+    t.add_argument("--bundle", type=Path, required=True, help="the spare's bundle")
+    t.add_argument("--data", type=Path, required=True, help="the moved data directory")
+    t.add_argument("--root", type=Path, required=True, help="the CEC root certificate you trust")
+    t.add_argument("--index", type=Path, default=None, help="national-index directory")
+    t.add_argument("--passphrase-file", type=Path, default=None, help="the spare's passphrase")
+    t.add_argument("--chair-code-file", type=Path, default=None)
+    t.set_defaults(func=cmd_take_over)
 
     from biometrics import cli as biometrics_cli
 
@@ -244,6 +264,65 @@ def _run(args: argparse.Namespace) -> int:
         if camera is not None:
             camera.close()
         app.close()
+
+
+def cmd_take_over(args: argparse.Namespace) -> int:
+    """`shailoo station take-over`: exit 2 with one line if the takeover is refused."""
+    from crypto import certs
+    from station.appliance import Appliance, ApplianceError
+    from station.bundle import BundleError
+    from station.store import StoreError
+
+    try:
+        root = certs.cert_from_pem(args.root.read_bytes())
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read the CEC root certificate {args.root}: {e}", file=sys.stderr)
+        return 2
+    try:
+        passphrase = _secret(args.passphrase_file, "SHAILOO_DEVICE_PASSPHRASE", "passphrase")
+        chair_code = _secret(args.chair_code_file, "SHAILOO_CHAIR_CODE", "chair code")
+    except SystemExit as e:
+        print(e.code, file=sys.stderr)
+        return 2
+    if not passphrase:
+        print("error: the spare's device passphrase is needed: --passphrase-file F or "
+              "$SHAILOO_DEVICE_PASSPHRASE", file=sys.stderr)  # fmt: skip
+        return 2
+    if not chair_code:
+        print("error: the chair's code is needed: --chair-code-file F or $SHAILOO_CHAIR_CODE",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+    def no_voters(frame: Any, template: Any) -> NoReturn:
+        raise RuntimeError("no voter is identified during a takeover")
+
+    try:
+        app = Appliance.take_over(
+            args.data,
+            args.bundle,
+            root_cert=root,
+            passphrase=passphrase,
+            chair_code=chair_code,
+            matcher=no_voters,
+            clock=lambda: dt.datetime.now(dt.UTC),
+            index_dir=args.index,
+        )
+    except (BundleError, ApplianceError, StoreError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        first = app.signer.messages()[-1]
+        replaced = app.replaced_devices()[-1]
+        print(
+            f"station {app.station.number}: device {app.bundle.device_id} took over the storage "
+            f"of device {replaced} ({app.state.value}); its first message is seq {first.seq}, "
+            f"chained to the failed device's last.  Start it with `shailoo station run "
+            f"--bundle {args.bundle} --data {args.data} ...`; the CEC must authorise its "
+            "certificate (`shailoo central authorise-device`) before it accepts its messages."
+        )
+    finally:
+        app.close()
+    return 0
 
 
 def register_ballot(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -71,6 +71,10 @@ class Action(StrEnum):
     ACCEPT_AS_INVALID = "accept_as_invalid"
 
 
+BATCHES = ("box", "deferred")
+BATCH_META = "ballot_batch"  # station meta: the batch sheets are counted in now
+DEFERRED_FROM_META = "deferred_batch_from"  # deferred sheets counted before this batch began
+
 SHEET_REFUSALS = frozenset(
     {"foreign_election", "foreign_style", "test_sheet_in_live", "live_sheet_in_test", "unreadable"}
 )
@@ -126,11 +130,33 @@ class BallotBox:
         self._definition = definition
         self.contests = contests
         self.settings = settings or CountSettings()
-        self.batch = "box"
         with store.transaction() as tx:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     tx.execute(statement)
+
+    # --- the batch: sheets of the box itself, or of a spare ordinary box --------------------
+    @property
+    def batch(self) -> str:
+        """The batch sheets are counted in now: "box", or "deferred" while the sheets of a
+        spare ordinary box (the ASU failed) are scanned.  Persisted: a restart in the middle
+        of a deferred batch is still in it."""
+        return self._store.meta(BATCH_META) or "box"
+
+    @batch.setter
+    def batch(self, value: str) -> None:
+        if value not in BATCHES:
+            raise ValueError(f"no such batch {value!r}")
+        with self._store.transaction():
+            if value == "deferred" and self.batch != "deferred":
+                self._store.set_meta(DEFERRED_FROM_META, str(self.sheets("deferred")))
+            self._store.set_meta(BATCH_META, value)
+
+    def deferred_batch_sheets(self) -> int | None:
+        """Sheets counted in the deferred batch in progress; None when none is."""
+        if self.batch != "deferred":
+            return None
+        return self.sheets("deferred") - int(self._store.meta(DEFERRED_FROM_META) or 0)
 
     # --- deciding --------------------------------------------------------------------------
     def decide(self, sheet: SheetRead, *, cast_as_is: bool = False) -> Decision:
@@ -187,13 +213,14 @@ class BallotBox:
             if row is None:
                 return False  # already counted (or never held): never twice
             record = json.loads(row["record"])
+            batch = self.batch
             tx.execute("DELETE FROM ballot_pending WHERE pending_id = ?", (pending_id,))
             tx.execute(
                 "INSERT INTO ballots (id, style_id, batch, contests) VALUES (?, ?, ?, ?)",
                 (
                     secrets.token_bytes(16),
                     record["style"],
-                    self.batch,
+                    batch,
                     canonical_json(record["contests"]).decode(),
                 ),
             )
@@ -202,16 +229,18 @@ class BallotBox:
                     tx.execute(
                         "INSERT INTO ballot_counters (batch, contest_id, key, n) "
                         "VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET n = n + 1",
-                        (self.batch, contest_id, key),
+                        (batch, contest_id, key),
                     )
-            self._log.record("sheet_counted", batch=self.batch)
+            self._log.record("sheet_counted", batch=batch)
         return True
 
-    def not_dropped(self, pending_id: str, reason: str) -> None:
-        """The held sheet did not fall in (returned, jam, power cut): forget it."""
+    def not_dropped(self, pending_id: str, reason: str | None) -> None:
+        """The held sheet did not fall in (returned, jam, power cut): forget it, and count it
+        as given back for `reason` (None: its return is counted when the box gives it back)."""
         with self._store.transaction() as tx:
             tx.execute("DELETE FROM ballot_pending WHERE pending_id = ?", (pending_id,))
-            self._returned(tx, reason)
+            if reason is not None:
+                self._returned(tx, reason)
 
     def returned(self, reasons: tuple[str, ...]) -> None:
         with self._store.transaction() as tx:
@@ -285,6 +314,7 @@ class BallotBox:
         with self._store.transaction() as tx:
             for table in ("ballots", "ballot_counters", "ballot_pending", "sheet_returns"):
                 tx.execute(f"DELETE FROM {table}")
+            self.batch = "box"
 
     def report_body(self, *, phase: str, mode: str) -> dict[str, Any]:
         """Body of a signed ASU report: zero (at opening) or final (at close)."""

@@ -43,7 +43,8 @@ from station.reader import (
     ReaderFault,
     ReaderStatus,
 )
-from station.state import Mode, TransitionError
+from station.scanning import DeferredBatchError, end_deferred_batch, start_deferred_batch
+from station.state import Mode, State, TransitionError
 from station.texts import LANGS, Lang, both, say
 from station.uplink import Uplink
 
@@ -368,9 +369,41 @@ class StationRuntime:
         """Close the polls with the chair's code; signs the final identification report."""
         code = _chair_code(chair_code)
         with self._lock:
+            app = self.appliance
+            if app.state is State.OPEN and app.box.batch == "deferred":
+                why = "a deferred batch is in progress: end it before closing"
+                app.log.record(
+                    "state_change_refused",
+                    actor=actor,
+                    outcome="failure",
+                    transition="close_polls",
+                    why=why,
+                )
+                key = "deferred_batch_in_progress"
+                raise ActionError("conflict", key, both(key), why)
             self._transition(lambda: self.appliance.close_polls(actor, code))
             self._result = self._result_of("blue", "polls_closed", both("polls_closed"))
             self._notify()
+            return self._result
+
+    def start_deferred_batch(self, chair_code: str, chair: str = "chair") -> dict[str, Any]:
+        """The chair starts scanning the spare ordinary box's sheets (the ASU had failed):
+        they are counted in the deferred batch, reported apart (station.scanning)."""
+        code = _chair_code(chair_code)
+        with self._lock:
+            self._deferred_call(lambda: start_deferred_batch(self.appliance, code, chair))
+            self._result = self._result_of(
+                "blue", "deferred_batch_started", both("deferred_batch_started_done")
+            )
+            return self._result
+
+    def end_deferred_batch(self, chair: str = "chair") -> dict[str, Any]:
+        """The spare box's sheets are all scanned: back to the box's own batch."""
+        with self._lock:
+            n = self._deferred_call(lambda: end_deferred_batch(self.appliance, chair))
+            self._result = self._result_of(
+                "blue", "deferred_batch_ended", both("deferred_batch_ended_done", sheets=n)
+            )
             return self._result
 
     def mark_mobile(self, pin: str, chair_code: str, chair: str = "chair") -> dict[str, Any]:
@@ -444,6 +477,7 @@ class StationRuntime:
                 "pending": pending,
                 "pending_message": both("pending_after_restart") if pending else None,
                 "turnout": self._last_turnout,
+                "deferred_batch": self._deferred_json(),
                 "uplink": self._uplink_json(),
                 "events": events,
             }
@@ -484,6 +518,15 @@ class StationRuntime:
             raise ActionError(kind, key, both(key), str(e)) from e
         except TransitionError as e:
             raise self._transition_error(e) from e
+
+    def _deferred_call(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except PermissionError as e:
+            key = "wrong_chair_code"
+            raise ActionError("forbidden", key, both(key), str(e)) from e
+        except DeferredBatchError as e:
+            raise ActionError("conflict", e.key, both(e.key), str(e)) from e
 
     def _transition(self, fn: Callable[[], Any]) -> Any:
         try:
@@ -593,6 +636,13 @@ class StationRuntime:
             "last_ack": last,
             "text": both(f"uplink_{state}"),
         }
+
+    def _deferred_json(self) -> dict[str, Any] | None:
+        """The deferred batch in progress (None when none is): sheets counted in it so far."""
+        sheets = self.appliance.box.deferred_batch_sheets()
+        if sheets is None:
+            return None
+        return {"sheets": sheets, "text": both("deferred_batch_on", sheets=sheets)}
 
     def _camera_json(self) -> dict[str, Any]:
         status = "none" if self.camera is None else self.camera.status

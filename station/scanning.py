@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import cv2
 import numpy as np
@@ -37,9 +37,81 @@ from station.asu import (
     TransferFault,
 )
 from station.marks import MarkSettings, SheetReading, read_sheet
-from station.state import Mode, State
+from station.state import Mode, State, TransitionError
 
 log = logging.getLogger(__name__)
+
+
+class DeferredBatchError(TransitionError):
+    """A deferred batch cannot start or end now; `key` (station/texts.py) says why."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(why)
+        self.key = key
+
+
+def start_deferred_batch(appliance: Appliance, chair_code: str, actor: str = "chair") -> None:
+    """The chair starts scanning the sheets of a spare ordinary box (the ASU had failed and
+    is back, or a spare ASU is connected): from now on sheets are counted in the deferred
+    batch, reported apart in the final ASU report (and included in its totals).
+
+    Only while the polls are open (before the final report is signed), not twice, and with
+    the chair's code: a refusal is logged (`state_change_refused`) and changes nothing else;
+    a wrong code raises PermissionError, anything else DeferredBatchError."""
+    if appliance.state is not State.OPEN:
+        _refused(
+            appliance,
+            "start_deferred_batch",
+            actor,
+            "deferred_batch_polls_not_open",
+            f"a deferred batch is scanned while the polls are open, not {appliance.state.value}",
+        )
+    if appliance.box.batch == "deferred":
+        _refused(
+            appliance,
+            "start_deferred_batch",
+            actor,
+            "deferred_batch_already",
+            "a deferred batch is already in progress",
+        )
+    if not appliance.chair_code_ok(chair_code):
+        appliance.log.record(
+            "state_change_refused",
+            actor=actor,
+            outcome="failure",
+            transition="start_deferred_batch",
+            why="the chair's code is wrong",
+        )
+        raise PermissionError("the chair's code is wrong")
+    with appliance.store.transaction():
+        appliance.box.batch = "deferred"
+        appliance.log.record("deferred_batch_started", actor=actor)
+
+
+def end_deferred_batch(appliance: Appliance, actor: str = "chair") -> int:
+    """The spare box's sheets are all scanned: sheets count in the box's own batch again.
+    Refused (logged, nothing else changed) when no deferred batch is in progress.  Returns
+    how many sheets the batch counted."""
+    sheets = appliance.box.deferred_batch_sheets()
+    if sheets is None:
+        _refused(
+            appliance,
+            "end_deferred_batch",
+            actor,
+            "deferred_batch_not_started",
+            "no deferred batch is in progress",
+        )
+    with appliance.store.transaction():
+        appliance.box.batch = "box"
+        appliance.log.record("deferred_batch_ended", actor=actor, sheets=sheets)
+    return sheets
+
+
+def _refused(appliance: Appliance, action: str, actor: str, key: str, why: str) -> NoReturn:
+    appliance.log.record(
+        "state_change_refused", actor=actor, outcome="failure", transition=action, why=why
+    )
+    raise DeferredBatchError(key, why)
 
 
 class Scanner:
@@ -121,8 +193,10 @@ class Scanner:
             case DropConfirmed(pending_id=pid):
                 box.counted(pid)
                 logbook.record("asu_pending_resolved", outcome="success", fell=True)
-            case DropNotHappened(pending_id=pid):
-                box.not_dropped(pid, "not_dropped")
+            case DropNotHappened(pending_id=pid, in_path=in_path):
+                # Still in the path: the driver gives it back next, and that SheetReturned
+                # is its one return; else it is gone and counts as returned here.
+                box.not_dropped(pid, None if in_path else "not_dropped")
                 logbook.record("asu_pending_resolved", outcome="success", fell=False)
             case DropUnknown(pending_id=pid, detail=detail):
                 self.unknown.append(pid)
@@ -147,16 +221,12 @@ class Scanner:
         with self._lock:
             self.cast_as_is_next = True
 
-    def start_deferred_batch(self, chair_code: str) -> None:
+    def start_deferred_batch(self, chair_code: str, actor: str = "chair") -> None:
         """Ballots from a spare ordinary box (the ASU failed): counted and reported apart."""
-        if not self.appliance.chair_code_ok(chair_code):
-            raise PermissionError("the chair's code is wrong")
-        self.appliance.box.batch = "deferred"
-        self.appliance.log.record("deferred_batch_started", actor="chair")
+        start_deferred_batch(self.appliance, chair_code, actor)
 
-    def end_deferred_batch(self) -> None:
-        self.appliance.box.batch = "box"
-        self.appliance.log.record("deferred_batch_ended", actor="chair")
+    def end_deferred_batch(self, actor: str = "chair") -> None:
+        end_deferred_batch(self.appliance, actor)
 
     def resolve_unknown(self, pending_id: str, *, fell: bool, chair_code: str) -> None:
         """The commission opened the box and saw whether the sheet fell."""

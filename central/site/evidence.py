@@ -184,8 +184,11 @@ def _message(
         if isinstance(obj, dict):
             tallies.append(obj)
     tallies.sort(key=lambda t: order.get(str(t.get("contest_id")), 0))
+    deferred = body.get("deferred_sheets")
     report = {
         "sheets": body.get("sheets"),
+        # sheets of a spare ordinary box, scanned after the ASU failed: in `sheets` too
+        "deferred_sheets": deferred if type(deferred) is int and deferred > 0 else 0,
         "voters_identified": body.get("voters_identified"),
         "tallies": tallies,
         "station_problems": body.get("problems") or [],

@@ -922,6 +922,11 @@ def _signed_reports(ctx: Ctx, view: Mapping[str, Any], ev: Mapping[str, Any]) ->
             f"<p>{ctx.t('signed_at')} {ctx.time(r['signed_at'])} — {ctx.t('sheets')} "
             f"{ctx.n(r['sheets'])}; {_counted(ctx, r)} {_download(ctx, r)}</p>"
         )
+        if r.get("deferred_sheets"):
+            n = fmt_int(r["deferred_sheets"], ctx.lang)
+            out.append(
+                f'<p class="note" data-testid="deferred-sheets">{ctx.t("deferred_sheets", n=n)}</p>'
+            )
         for p in r.get("station_problems") or ():
             out.append(f'<p class="warning">{ctx.t("station_listed_problem")}: {e(p)}</p>')
         for t in r["tallies"]:

@@ -524,6 +524,17 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "ASU final report",
     },
     "sheets": {"ky": "эсептелген барактар:", "ru": "подсчитано листов:", "en": "sheets counted:"},
+    "deferred_sheets": {
+        "ky": "Алардын ичинен өзүнчө (кийин) эсептелгени: {n}. АСУ урнасы бузулуп, шайлоочулар "
+        "запастагы кадимки урнага добуш беришкен; анын барактары АСУ кайра иштегенде "
+        "эсептелген. Алар жалпы жыйынтыкка кирет.",
+        "ru": "Из них подсчитано отдельно (отложенная партия): {n}. Урна АСУ выходила из строя; "
+        "избиратели голосовали в запасной обычный ящик, и его листы отсканированы, когда АСУ "
+        "снова заработала. Они включены в итоги.",
+        "en": "Of these, counted in a deferred batch: {n}. The ballot box (ASU) had failed; "
+        "voters went on voting into a spare ordinary box, and its sheets were scanned when "
+        "the ASU was back. They are included in the totals.",
+    },
     "station_listed_problem": {
         "ky": "Участок белгилеген көйгөй",
         "ru": "Участок сообщил о проблеме",

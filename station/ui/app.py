@@ -227,6 +227,16 @@ def _close(r: StationRuntime, d: dict[str, Any]) -> Thunk:
     return lambda: r.close_polls(code, actor)
 
 
+def _deferred_start(r: StationRuntime, d: dict[str, Any]) -> Thunk:
+    code, chair = _text(d, "chair_code"), _text(d, "chair", "chair")
+    return lambda: r.start_deferred_batch(code, chair)
+
+
+def _deferred_end(r: StationRuntime, d: dict[str, Any]) -> Thunk:
+    chair = _text(d, "chair", "chair")
+    return lambda: r.end_deferred_batch(chair)
+
+
 def _mobile(r: StationRuntime, d: dict[str, Any]) -> Thunk:
     pin, code, chair = _text(d, "pin"), _text(d, "chair_code"), _text(d, "chair", "chair")
     return lambda: r.mark_mobile(pin, code, chair)
@@ -245,6 +255,8 @@ _ACTIONS: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
     "/api/open": _action(_open),
     "/api/close": _action(_close),
     "/api/mobile/mark": _action(_mobile),
+    "/api/deferred/start": _action(_deferred_start),
+    "/api/deferred/end": _action(_deferred_end),
 }
 
 
@@ -305,6 +317,9 @@ def render_page(screen: dict[str, Any], lang: Lang) -> str:
         for x in LANGS
     )
     state_text = screen["state_text"][lang]
+    deferred = screen["deferred_batch"]  # the end button is in its section
+    start_hidden = "" if screen["state"] == "open" and not deferred else " hidden"
+    start_label = t("btn_deferred_start")
     return f"""<!doctype html>
 <html lang="{lang}">
 <head>
@@ -328,6 +343,11 @@ def render_page(screen: dict[str, Any], lang: Lang) -> str:
     <div id="warning" class="warning" hidden></div>
   </section>
   <div id="error" class="error" role="alert" hidden></div>
+  <section id="deferred" class="deferred"{"" if deferred else " hidden"} aria-live="polite">
+    <h2>{t("deferred_title")}</h2>
+    <p id="deferred-message">{e(deferred["text"][lang]) if deferred else ""}</p>
+    <button id="btn-deferred-end" class="amber">{t("btn_deferred_end")}</button>
+  </section>
   <section id="actions" class="actions">
     <button id="btn-face" data-desk="face_check">{t("btn_face")}</button>
     <button id="btn-camera-fault" data-desk="face_check"
@@ -361,6 +381,7 @@ def render_page(screen: dict[str, Any], lang: Lang) -> str:
     <button id="btn-open" data-state="setup" class="green">{t("btn_open")}</button>
     <button id="btn-close" data-state="open" class="secondary">{t("btn_close")}</button>
     <button id="btn-mobile" data-state="open" class="secondary">{t("mobile_title")}</button>
+    <button id="btn-deferred-start" class="secondary"{start_hidden}>{start_label}</button>
   </section>
   <section id="mobile" class="mobile" hidden>
     <h2>{t("mobile_title")}</h2>

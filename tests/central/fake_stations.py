@@ -268,9 +268,14 @@ class FakeStation:
         mode: str = "live",
         voters_identified: int | None = None,
         problems: list[str] | None = None,
+        deferred: list[ContestTally] | None = None,
     ) -> Envelope:
+        """`deferred`: the part of `tallies` counted in a deferred batch (a spare box's)."""
         tallies = tallies if tallies is not None else self.tallies(random.Random(1), 100)
         body = _asu_body("final", mode, tallies)
+        if deferred is not None:
+            body["deferred_sheets"] = max((t.ballots for t in deferred), default=0)
+            body["deferred_tallies"] = [t.to_obj() for t in deferred]
         body["voters_identified"] = (
             voters_identified if voters_identified is not None else body["sheets"]
         )

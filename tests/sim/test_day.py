@@ -15,8 +15,26 @@ import pytest
 from central.db import open_database
 from central.results import latest_published
 from shailoo.cli import main
-from sim.day import DayConfig, DayResult, SimClock, election_date, provision, reconcile, run_day
-from sim.faults import BENIGN_ALERTS, FaultError, load_profile, plan_faults, profile_names
+from sim.day import (
+    DayConfig,
+    DayResult,
+    SimClock,
+    check_deferred,
+    check_power_cuts,
+    check_spares,
+    election_date,
+    provision,
+    reconcile,
+    run_day,
+)
+from sim.faults import (
+    BENIGN_ALERTS,
+    PROFILE_DIR,
+    FaultError,
+    load_profile,
+    plan_faults,
+    profile_names,
+)
 
 STATIONS = 6
 VOTERS = 25
@@ -105,6 +123,35 @@ def test_profiles_are_valid_and_plans_reproducible() -> None:
         load_profile("no-such-profile")
     assert election_date(dt.date(2026, 11, 23)) == dt.date(2026, 11, 29)
     assert election_date(dt.date(2026, 11, 29)) == dt.date(2026, 12, 6)
+
+
+def test_box_failure_plan_is_seeded_and_within_the_day() -> None:
+    numbers = list(range(1001, 1031))
+    date = dt.date(2026, 11, 29)
+    p = load_profile("box_failure")
+    assert p.box is not None
+
+    def plan(profile: Any = p, stations: list[int] = numbers, seed: int = 1) -> Any:
+        return plan_faults(profile, stations, date, "Asia/Bishkek", seed, exclude=stations[:1])
+
+    a = plan()
+    assert a == plan() and a != plan(seed=2)
+    assert numbers[0] not in a.box  # never a full station
+    assert len(a.box) == round(p.box.share * (len(numbers) - 1))
+    at_close = [o for o in a.box.values() if o.back is None]
+    assert at_close and len(at_close) < len(a.box)  # some get a spare ASU during the day
+    for o in a.box.values():
+        assert dt.time(9) <= o.fails.time() <= dt.time(17) and o.fails.date() == date
+        if o.back is not None:
+            assert dt.timedelta(minutes=40) <= o.back - o.fails <= dt.timedelta(minutes=180)
+            assert o.back.time() < dt.time(20)
+    lines = a.describe()
+    assert sum("ballot box (ASU) fails" in line for line in lines) == len(a.box)
+    assert sum("spare ASU only at the close" in line for line in lines) == len(at_close)
+    assert list(plan(stations=[1000, 1001]).box) == [1001]  # a share of one is one
+    late = p.model_copy(update={"box": p.box.model_copy(update={"window": ("09:00", "20:30")})})
+    with pytest.raises(FaultError, match="before the polls close"):
+        plan(late)
 
 
 def test_clock_runs_at_two_speeds() -> None:
@@ -196,15 +243,92 @@ def test_central_killed_in_the_closing_storm(election: Path, tmp_path: Path) -> 
     assert sum(line.startswith("central: ") for line in lines) == 2  # killed, started again
 
 
-def test_power_cut_between_signing_and_sending(election: Path, tmp_path: Path) -> None:
+def test_power_cut_plan_is_seeded_with_both_mid_sheet_cases() -> None:
+    numbers = list(range(1001, 1031))
+    date = dt.date(2026, 11, 29)
+    p = load_profile("power_cut")
+    assert p.power is not None and p.power.mid_sheet_share > 0
+
+    def plan(stations: list[int] = numbers, seed: int = 1) -> Any:
+        return plan_faults(p, stations, date, "Asia/Bishkek", seed, exclude=stations[:1])
+
+    a = plan()
+    assert a == plan() and a != plan(seed=2)
+    assert numbers[0] not in a.power_mid_sheet and numbers[0] not in a.power_off  # full
+    assert len(a.power_mid_sheet) == round(p.power.mid_sheet_share * (len(numbers) - 1))
+    assert a.power_off and a.power_mid_sheet  # one profile: at the close and mid-sheet
+    falls = [c.dropped for c in a.power_mid_sheet.values()]
+    assert abs(falls.count(True) - falls.count(False)) <= 1  # the two cases alternate
+    for c in a.power_mid_sheet.values():
+        assert dt.time(9) <= c.after.time() <= dt.time(17) and c.after.date() == date
+        assert 3 <= c.off_minutes <= 20
+    lines = a.describe()
+    assert sum("in the middle of accepting a sheet" in x for x in lines) == len(falls)
+    assert sum("which had fallen into the box" in x for x in lines) == falls.count(True)
+    assert sum("after signing its final reports" in x for x in lines) == len(a.power_off)
+    two = plan(stations=[1000, 1001, 1002, 1003, 1004, 1005, 1006]).power_mid_sheet
+    assert {c.dropped for c in two.values()} == {True, False}  # from two stations: both
+
+
+def test_power_cut_mid_sheet_and_between_signing_and_sending(
+    election: Path, tmp_path: Path
+) -> None:
     r = day(election, tmp_path, "power_cut", evening_speed=720.0)
+    # ... including `check_power_cuts`: each mid-sheet station's final ASU report counts
+    # exactly its truth's sheets, and gives back the held sheet once where it had not fallen
     assert_day_correct(r, "power_cut")
-    cut = [s for s in r.stations if "power cut" in s.link]
+    cut = [s for s in r.stations if "power cut after signing" in s.link]
     assert cut
     for s in cut:  # nothing left before the power went; everything came after it returned
         minutes = int(s.link.split("power cut after signing, ")[1].split(" min")[0])
         assert s.closed_at is not None and s.delivered_at is not None
         assert s.delivered_at >= s.closed_at + dt.timedelta(minutes=minutes)
+    # in the middle of accepting a sheet, during the day: every planned cut happened, both
+    # cases (the sheet had fallen into the box / was still in the scanner), back in the day
+    planned = [s for s in r.stations if "power cut mid-sheet" in s.link]
+    assert planned and all(len(s.power_cuts) == 1 for s in planned)
+    assert all(not s.power_cuts for s in r.stations if s not in planned)
+    assert {s.power_cuts[0]["fell"] for s in planned} == {True, False}
+    cuts = {
+        s.station_id: [
+            (dt.datetime.fromisoformat(c["off"]), dt.datetime.fromisoformat(c["back"]), c["fell"])
+            for c in s.power_cuts
+        ]
+        for s in planned
+    }
+    for ((off, back, _fell),) in cuts.values():
+        assert off < back <= off + dt.timedelta(minutes=20) and back.hour < 20
+    # the check is a real one: a held sheet lost, counted twice or given back twice is found
+    assert r.run_dir is not None
+    with open_database(f"sqlite:///{r.run_dir / 'central.sqlite'}") as db:
+        rows = db.query("SELECT station_id, raw FROM messages WHERE kind = 'asu_report'")
+    bodies = {
+        row["station_id"]: body
+        for row in rows
+        if (body := json.loads(bytes(row["raw"]))["body"])["phase"] == "final"
+    }
+    again = "drop not confirmed"
+    truths = {  # as stored (only to exercise `check_power_cuts` itself)
+        sid: {
+            "sheets": bodies[sid]["sheets"],
+            "returns": {k: n for k, n in bodies[sid]["returned"].items() if k != again},
+        }
+        for sid in cuts
+    }
+    problems: list[str] = []
+    assert check_power_cuts(bodies, truths, cuts, problems) == len(cuts) and problems == []
+    inside = next(sid for sid, ((_o, _b, fell),) in cuts.items() if not fell)
+    fallen = next(sid for sid, ((_o, _b, fell),) in cuts.items() if fell)
+    assert bodies[inside]["returned"][again] == 1  # given back once at boot, then fed again
+    for sid, wrong in (
+        (inside, {"sheets": bodies[inside]["sheets"] - 1}),  # the sheet given back: lost
+        (inside, {"sheets": bodies[inside]["sheets"] + 1}),  # ... or counted twice
+        (inside, {"returned": {**bodies[inside]["returned"], again: 2}}),  # given back twice
+        (fallen, {"sheets": bodies[fallen]["sheets"] - 1}),  # the sheet that had fallen: lost
+    ):
+        problems = []
+        check_power_cuts({**bodies, sid: {**bodies[sid], **wrong}}, truths, cuts, problems)
+        assert len(problems) == 1 and "power cut mid-sheet" in problems[0], problems
 
 
 def test_attacker_on_the_broker_network(election: Path, tmp_path: Path) -> None:
@@ -219,6 +343,86 @@ def test_attacker_on_the_broker_network(election: Path, tmp_path: Path) -> None:
     malformed = sum(a["repeats"] for a in refusals if a["kind"] == "malformed")
     flood = load_profile("attacker").attacker.flood  # type: ignore[union-attr]
     assert malformed >= 4 + flood // 2  # four malformed payloads and the flood's garbage, counted
+
+
+def test_box_failure_with_a_deferred_batch(election: Path, tmp_path: Path) -> None:
+    # The shipped profile, its outages made long enough for a 25-voter station's voters to
+    # reach the spare box before a spare ASU comes during the day (same stations and times).
+    profile = json.loads((PROFILE_DIR / "box_failure.json").read_text())
+    profile["box"]["down_minutes"] = [180, 240]
+    faults = tmp_path / "box_failure.json"
+    faults.write_text(json.dumps(profile))
+    r = day(election, tmp_path / "out", str(faults))
+    assert_day_correct(r, str(faults))  # totals (both batches) equal the truth at every level
+    failed = [s for s in r.stations if "ASU failed" in s.link]
+    assert failed and len(failed) < STATIONS
+    # reported apart: the spare box's sheets at the failed stations (checked against their
+    # truths by the driver), none anywhere else; a spare box with no sheet proves nothing
+    assert all(s.deferred_sheets == 0 for s in r.stations if s not in failed)
+    at_close = [s for s in failed if "spare ASU at the close" in s.link]  # scanned after 20:00
+    assert at_close and any(s.deferred_sheets for s in at_close)
+    assert any(s.deferred_sheets for s in failed if s not in at_close)  # during the day
+    # the check is a real one: a deferred batch lost, doubled or not reported apart is found
+    assert r.run_dir is not None
+    with open_database(f"sqlite:///{r.run_dir / 'central.sqlite'}") as db:
+        rows = db.query("SELECT station_id, raw FROM messages WHERE kind = 'asu_report'")
+    bodies = {
+        row["station_id"]: body
+        for row in rows
+        if (body := json.loads(bytes(row["raw"]))["body"])["phase"] == "final"
+    }
+    truths = {  # as stored (only to exercise `check_deferred` itself)
+        sid: {
+            "deferred_sheets": b["deferred_sheets"],
+            "deferred_tallies": {t["contest_id"]: t for t in b["deferred_tallies"]},
+        }
+        for sid, b in bodies.items()
+    }
+    problems: list[str] = []
+    assert check_deferred(bodies, truths, problems) == STATIONS and problems == []
+    sid = next(s.station_id for s in failed if s.deferred_sheets)
+    zero = {"ballots": 0, "invalid": 0, "invalid_by_reason": {}, "votes": {}, "preferences": {}}
+    for wrong in (
+        {"deferred_sheets": 0, "deferred_tallies": []},  # not reported apart (or lost)
+        {"deferred_sheets": 2 * bodies[sid]["deferred_sheets"]},  # doubled
+        {"deferred_tallies": [{**t, **zero} for t in bodies[sid]["deferred_tallies"]]},
+    ):
+        problems = []
+        check_deferred({**bodies, sid: {**bodies[sid], **wrong}}, truths, problems)
+        assert len(problems) == 1 and "deferred" in problems[0], problems
+
+
+def test_spare_device_takes_over_mid_day(election: Path, tmp_path: Path) -> None:
+    r = day(election, tmp_path, "spare_device")
+    assert_day_correct(r, "spare_device")  # results = truth, each final report once, verified
+    swapped = [s for s in r.stations if s.takeover is not None]
+    assert swapped and len(swapped) < STATIONS
+    assert {s.number for s in swapped} == {s.number for s in r.stations if "spare runs" in s.link}
+    for s in swapped:  # the chain went on: the spare signed from the next seq
+        assert s.takeover is not None and s.takeover["from_device"] != s.takeover["to_device"]
+    # a spare that ran before the CEC authorised it was refused, then its resent messages
+    # were accepted (every message stored, checked above) and the alert resolved
+    unknown = [a for a in r.alerts if a["kind"] == "unknown_device"]
+    assert unknown and all(a["resolved_at"] for a in unknown)
+    assert {a["station_id"] for a in unknown} <= {s.station_id for s in swapped}
+    assert r.run_dir is not None
+    with open_database(f"sqlite:///{r.run_dir / 'central.sqlite'}") as db:
+        authorised = {(d["station_id"], d["device_id"]) for d in db.query("SELECT * FROM devices")}
+        assert authorised == {(s.station_id, s.takeover["to_device"]) for s in swapped}  # type: ignore[index]
+        record = json.loads((r.run_dir / "record" / "devices.json").read_text())["devices"]
+        assert authorised <= {(d["station_id"], d["device_id"]) for d in record}
+        # the check is a real one: a takeover said to be a message later is found
+        definition = _definition(election)
+        numbers = [s.number for s in definition.stations]
+        plan = plan_faults(load_profile("spare_device"), numbers, definition.date,
+                           definition.timezone, SEED)  # fmt: skip
+        assert set(plan.spares) == {s.number for s in swapped}
+        wrong = copy.deepcopy(r)
+        wrong.problems = []
+        moved = next(s for s in wrong.stations if s.takeover is not None)
+        moved.takeover["last_seq"] -= 1  # type: ignore[index]
+        check_spares(db, plan, wrong)
+        assert wrong.problems and all(f"station {moved.number}:" in p for p in wrong.problems)
 
 
 # --- helpers ---------------------------------------------------------------------------------

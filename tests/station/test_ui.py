@@ -15,6 +15,7 @@ from station.runtime import StationRuntime
 from station.state import Mode
 from station.texts import TEXTS
 from station.ui.app import make_app
+from tests.station.test_count import cast, party_list, sheet
 from tests.station.test_runtime import FAST, insert, no_leaks, photos, start_runtime
 from tests.support.clock import FakeClock, election_day
 from tests.support.provisioned import Provisioned
@@ -253,3 +254,177 @@ def test_cross_origin_posts_are_refused(station: StationRuntime) -> None:
         assert r.status == 403
 
     served(station, body)
+
+
+# --- the deferred batch: a spare ordinary box's sheets, scanned when the ASU is back ------------
+def _deferred_state(rt: StationRuntime) -> tuple[str, int, list[str]]:
+    """What a refused deferred-batch action must leave as it was: the batch, the deferred
+    sheets, and the deferred-batch events in the log."""
+    app = rt.appliance
+    names = [e["name"] for e in app.log.entries() if e["name"].startswith("deferred_batch")]
+    return app.box.batch, app.box.sheets("deferred"), names
+
+
+def _refusals(rt: StationRuntime, action: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in rt.appliance.log.entries()
+        if e["name"] == "state_change_refused" and e["detail"].get("transition") == action
+    ]
+
+
+def test_deferred_batch_is_started_with_the_chairs_code_shown_counted_apart_and_ended(
+    station: StationRuntime, clock: FakeClock
+) -> None:
+    app = station.appliance
+    cid, parties, _ = party_list(app)
+
+    async def refused(client: TestClient, path: str, body: Any, status: int, key: str) -> None:
+        before = (_deferred_state(station), (await screen(client))["deferred_batch"])
+        if isinstance(body, str):
+            got, data = await post(client, path, raw=body)
+        else:
+            got, data = await post(client, path, body)
+        assert (got, data["error"]) == (status, key), (path, body, data)
+        assert data["message"]["ky"] and data["message"]["ru"]
+        assert data["message"]["ky"] != data["message"]["ru"]
+        after = (_deferred_state(station), (await screen(client))["deferred_batch"])
+        assert after == before, (path, body)
+
+    async def body(client: TestClient) -> None:
+        s = await screen(client)
+        assert s["state"] == "open" and s["deferred_batch"] is None
+        page = await (await client.get("/")).text()
+        assert TEXTS["btn_deferred_start"]["ky"] in page
+        assert '<section id="deferred" class="deferred" hidden' in page
+        assert cast(app, sheet(cid, "valid", parties[0]))  # the ASU's own sheet, before it failed
+
+        # refused, changing nothing: nothing to end; the code wrong, missing or malformed
+        await refused(client, "/api/deferred/end", {}, 409, "deferred_batch_not_started")
+        await refused(
+            client, "/api/deferred/start", {"chair_code": "1357"}, 403, "wrong_chair_code"
+        )
+        await refused(client, "/api/deferred/start", {}, 400, "field_missing")
+        await refused(client, "/api/deferred/start", {"chair_code": 1234}, 400, "field_missing")
+        await refused(
+            client, "/api/deferred/start", {"chair_code": "12a4"}, 400, "chair_code_format"
+        )
+        await refused(client, "/api/deferred/start", "{not json", 400, "json_malformed")
+        assert len(_refusals(station, "start_deferred_batch")) == 1  # the wrong code is logged
+        assert len(_refusals(station, "end_deferred_batch")) == 1
+
+        status, data = await post(client, "/api/deferred/start", {"chair_code": CHAIR_CODE})
+        assert status == 200 and data["result"]["outcome"] == "deferred_batch_started"
+        assert data["result"]["message"] == TEXTS["deferred_batch_started_done"]
+        assert data["screen"]["deferred_batch"]["sheets"] == 0
+        assert app.box.batch == "deferred"
+        await refused(
+            client, "/api/deferred/start", {"chair_code": CHAIR_CODE}, 409, "deferred_batch_already"
+        )
+
+        # the spare box's sheets: counted in the deferred batch, on the screen as they come
+        assert cast(app, sheet(cid, "valid", parties[1]))
+        assert cast(app, sheet(cid, "valid", parties[1]))
+        s = await screen(client)
+        assert s["deferred_batch"]["sheets"] == 2
+        assert s["deferred_batch"]["text"] == {
+            lang: TEXTS["deferred_batch_on"][lang].format(sheets=2) for lang in ("ky", "ru")
+        }
+        for lang in ("ky", "ru"):
+            page = await (await client.get(f"/?lang={lang}")).text()
+            assert '<section id="deferred" class="deferred" aria-live' in page
+            assert TEXTS["deferred_batch_on"][lang].format(sheets=2) in page
+            assert TEXTS["btn_deferred_end"][lang] in page
+            assert f'class="secondary" hidden>{TEXTS["btn_deferred_start"][lang]}' in page
+
+        # closing is refused while the batch is open: the spare box may still hold sheets
+        clock.set(20, 0)
+        status, data = await post(client, "/api/close", {"chair_code": CHAIR_CODE})
+        assert (status, data["error"]) == (409, "deferred_batch_in_progress")
+        assert data["message"] == TEXTS["deferred_batch_in_progress"]
+        assert (await screen(client))["state"] == "open"
+        assert not [m for m in app.signer.messages() if m.body.get("phase") == "final"]
+
+        status, data = await post(client, "/api/deferred/end", {})
+        assert status == 200 and data["result"]["outcome"] == "deferred_batch_ended"
+        assert "2" in data["result"]["message"]["ky"] and "2" in data["result"]["message"]["ru"]
+        assert data["screen"]["deferred_batch"] is None and app.box.batch == "box"
+        await refused(client, "/api/deferred/end", {}, 409, "deferred_batch_not_started")
+        assert cast(app, sheet(cid, "valid", parties[0]))  # the box's own batch again
+
+        status, data = await post(client, "/api/close", {"chair_code": CHAIR_CODE})
+        assert status == 200 and data["screen"]["state"] == "closed"
+        final = next(m for m in reversed(app.signer.messages()) if m.kind == "asu_report")
+        assert final.body["phase"] == "final"
+        assert (final.body["sheets"], final.body["deferred_sheets"]) == (4, 2)
+        deferred = next(t for t in final.body["deferred_tallies"] if t["contest_id"] == cid)
+        assert deferred["votes"][parties[1]] == 2 and deferred["votes"][parties[0]] == 0
+
+        # after the close: no deferred batch any more (the final report is signed)
+        await refused(
+            client,
+            "/api/deferred/start",
+            {"chair_code": CHAIR_CODE},
+            409,
+            "deferred_batch_polls_not_open",
+        )
+        page = await (await client.get("/?lang=ky")).text()
+        assert 'class="secondary" hidden>' + TEXTS["btn_deferred_start"]["ky"] in page
+
+        log = (await (await client.get("/api/log?limit=5000")).json())["events"]
+        names = [e["name"] for e in log]
+        assert names.count("deferred_batch_started") == names.count("deferred_batch_ended") == 1
+        start, end = names.index("deferred_batch_started"), names.index("deferred_batch_ended")
+        batches = [e["detail"]["batch"] for e in log if e["name"] == "sheet_counted"]
+        assert batches == ["box", "deferred", "deferred", "box"]
+        inside = [e["detail"]["batch"] for e in log[start:end] if e["name"] == "sheet_counted"]
+        assert inside == ["deferred", "deferred"]
+        assert log[end]["detail"]["sheets"] == 2
+        assert log[start]["actor"] == log[end]["actor"] == "chair"
+
+    served(station, body)
+
+
+def test_deferred_batch_outlives_a_restart_and_is_refused_before_the_polls_open(
+    kit: StationKit, clock: FakeClock, tmp_path: Path
+) -> None:
+    app = kit.start(tmp_path / "data", clock)  # in setup: polls not open
+    rt = StationRuntime(app, reader_path=None, camera=None, clock=clock, reader_settings=FAST)
+
+    async def in_setup(client: TestClient) -> None:
+        status, data = await post(client, "/api/deferred/start", {"chair_code": CHAIR_CODE})
+        assert (status, data["error"]) == (409, "deferred_batch_polls_not_open")
+        assert data["message"] == TEXTS["deferred_batch_polls_not_open"]
+        page = await (await client.get("/")).text()
+        assert 'class="secondary" hidden>' + TEXTS["btn_deferred_start"]["ky"] in page
+        clock.set(8, 0)
+        assert (await post(client, "/api/open"))[0] == 200
+        clock.set(17, 30)
+        status, data = await post(client, "/api/deferred/start", {"chair_code": CHAIR_CODE})
+        assert status == 200
+
+    try:
+        served(rt, in_setup)
+        cid, parties, _ = party_list(app)
+        assert cast(app, sheet(cid, "valid", parties[0]))
+        assert _refusals(rt, "start_deferred_batch")[0]["detail"]["why"].endswith("not setup")
+    finally:
+        app.close()
+
+    app = kit.start(tmp_path / "data", clock)  # the station restarts mid-batch
+    rt = StationRuntime(app, reader_path=None, camera=None, clock=clock, reader_settings=FAST)
+
+    async def after_restart(client: TestClient) -> None:
+        s = await screen(client)
+        assert s["deferred_batch"]["sheets"] == 1  # still in the batch, its sheet still in it
+        assert cast(app, sheet(cid, "valid", parties[0]))
+        status, data = await post(client, "/api/deferred/end", {"chair": "A. Chair"})
+        assert status == 200 and data["screen"]["deferred_batch"] is None
+        assert (app.box.sheets(), app.box.sheets("deferred")) == (2, 2)
+        ended = [e for e in app.log.entries() if e["name"] == "deferred_batch_ended"]
+        assert ended[0]["actor"] == "A. Chair" and ended[0]["detail"]["sheets"] == 2
+
+    try:
+        served(rt, after_restart)
+    finally:
+        app.close()

@@ -51,6 +51,10 @@
     document.querySelectorAll("[data-state]").forEach((b) => {
       b.hidden = b.dataset.state !== s.state;
     });
+    const deferred = s.deferred_batch;
+    $("deferred").hidden = !deferred;
+    $("deferred-message").textContent = deferred ? tx(deferred.text) : "";
+    $("btn-deferred-start").hidden = s.state !== "open" || !!deferred;
     $("reader-status").textContent = tx(s.reader.text);
     $("reader-status").className = "dot " + (s.reader.state === "connected" ? "ok" : "bad");
     $("camera-status").textContent = tx(s.camera.text);
@@ -195,6 +199,9 @@
   $("btn-open").onclick = () => post("/api/open");
   $("btn-close").onclick = () => codeDialog(L.btn_close,
     (code) => post("/api/close", { chair_code: code }, true));
+  $("btn-deferred-start").onclick = () => codeDialog(L.btn_deferred_start,
+    (code) => post("/api/deferred/start", { chair_code: code }, true));
+  $("btn-deferred-end").onclick = () => post("/api/deferred/end");
   $("btn-mobile").onclick = async () => {
     const section = $("mobile");
     section.hidden = !section.hidden;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import random
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ from central.evidence import accept_batch, load_stations
 from central.results import latest_published, publish
 from central.site.app import make_site
 from central.site.texts import LANGS, TEXTS, fmt_int, fmt_pct
-from tests.central.fake_stations import FakeStation, items, tiny_definition
+from tests.central.fake_stations import FakeStation, items, random_tally, tiny_definition
 from tests.central.site.support import OPEN_ONLY, Election, clock, parse, run, site
 
 Client = TestClient[Any, Any]
@@ -356,3 +357,47 @@ def test_every_contest_kind_renders_with_its_outcome(tmp_path: Path) -> None:
         }
 
     run(app, scenario)
+
+
+def test_the_station_page_says_how_many_sheets_a_deferred_batch_counted(tmp_path: Path) -> None:
+    """A station whose ASU failed: its final ASU report names the sheets of the spare box,
+    counted apart (and in the totals); the page says so in every language, and says
+    nothing for a station without a deferred batch."""
+    d = tiny_definition()
+    url = f"sqlite:///{tmp_path / 'deferred.sqlite'}"
+    spare, plain = d.stations[0], d.stations[1]
+    with open_database(url) as db:
+        load_stations(db, d)
+        for i, s in enumerate((spare, plain)):
+            f = FakeStation(d, s.id)
+            deferred = None
+            if s is spare:
+                deferred = [random_tally(c, random.Random(7), 1234) for c in f.contests]
+            envs = [
+                f.at(7, 55).zero_report(),
+                f.at(20).ident_report("final", {"09": 1500, "15": 1500}),
+                f.at(20, 5).final_report(f.tallies(random.Random(i), 3000), deferred=deferred),
+            ]
+            assert all(x.status == "accepted" for x in accept_batch(db, d, items(*envs)))
+        assert publish(db, d, at=dt.datetime(2026, 11, 29, 15, tzinfo=dt.UTC)).new
+
+    async def scenario(client: Client) -> None:
+        for lang in LANGS:
+            text = await (await client.get(f"/{lang}/station/{spare.id}")).text()
+            said = parse(text).testids["deferred-sheets"]
+            assert said == " ".join(
+                TEXTS["deferred_sheets"][lang].format(n=fmt_int(1234, lang)).split()
+            )
+            said_raw = TEXTS["deferred_sheets"][lang].format(n=fmt_int(1234, lang))
+            assert html.escape(said_raw) in text  # "1 234" (no-break space) / "1,234"
+            asu = text.split('id="asu-reports"', 1)[1].split('id="manual-count"', 1)[0]
+            assert 'data-testid="deferred-sheets"' in asu  # with the ASU report it comes from
+            other = await (await client.get(f"/{lang}/station/{plain.id}")).text()
+            assert "deferred-sheets" not in parse(other).testids
+            assert TEXTS["deferred_sheets"][lang][:12] not in other
+        view = await (await client.get(f"/api/v1/station/{spare.id}.json")).json()
+        assert [r["deferred_sheets"] for r in view["evidence"]["asu_reports"]] == [1234]
+        view = await (await client.get(f"/api/v1/station/{plain.id}.json")).json()
+        assert [r["deferred_sheets"] for r in view["evidence"]["asu_reports"]] == [0]
+
+    run(make_site(url, d, kit_dir=None, clock=clock), scenario)
