@@ -288,6 +288,7 @@ class Uplink:
         self._connects += 1
         sent: dict[int, float] = {}  # seq -> when last published on this connection
         last_sent = -1
+        fresh = True  # the first round on a connection reads the outbox
         last_resend_check = self._monotonic()
         deadline = self._monotonic() + 2 * self._keepalive
         try:
@@ -312,20 +313,30 @@ class Uplink:
                     self._last_error = None
                     self._backoff.reset()
                     log.info("uplink %s: connected to %s:%s", self.station_id, self.host, self.port)
+                # The outbox is read when something was signed (notify), on the first
+                # round of a connection and once a second; not on every wake-up of the
+                # network loop (a station reads its outbox ~1/s, not 50/s: at 2,500
+                # simulated stations in a few processes those reads took most of the CPU).
+                kicked, fresh = self._kick.is_set() or fresh, False
                 self._kick.clear()
                 now = self._monotonic()
-                for m in self.outbox.pending(after_seq=last_sent):
-                    self._publish(client, m)
-                    sent[m.seq] = now
-                    last_sent = m.seq
-                if now - last_resend_check >= min(1.0, self._resend_after):
+                check = now - last_resend_check >= min(1.0, self._resend_after)
+                if kicked or check:
+                    for m in self.outbox.pending(after_seq=last_sent):
+                        self._publish(client, m)
+                        sent[m.seq] = now
+                        last_sent = m.seq
+                if check:
                     last_resend_check = now
-                    for m in self.outbox.pending():
-                        if m.seq in sent and now - sent[m.seq] >= self._resend_after:
-                            log.info("uplink %s: no ack for seq %d, resending", self.station_id,
-                                     m.seq)  # fmt: skip
-                            self._publish(client, m)
-                            sent[m.seq] = now
+                    if any(now - t >= self._resend_after for t in sent.values()):
+                        pending = self.outbox.pending()
+                        sent = {m.seq: sent[m.seq] for m in pending if m.seq in sent}
+                        for m in pending:
+                            if m.seq in sent and now - sent[m.seq] >= self._resend_after:
+                                log.info("uplink %s: no ack for seq %d, resending",
+                                         self.station_id, m.seq)  # fmt: skip
+                                self._publish(client, m)
+                                sent[m.seq] = now
         finally:
             if self._connected or state["connack"] is not None:
                 try:
