@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from fractions import Fraction
+from typing import Any
 
 from central.alerts import evidence_of, open_alerts, raise_alert
 from central.db import Tx
@@ -43,9 +44,35 @@ def outliers(turnouts: dict[str, Fraction]) -> list[str]:
     )
 
 
+def new_turnout_outliers(tx: Tx) -> bool:
+    """Whether `check_turnout_outliers` would raise anything (reads only: the publisher
+    asks on a snapshot and takes the write lock only when the answer is yes)."""
+    return bool(_newly_flagged(tx))
+
+
 def check_turnout_outliers(tx: Tx, at: dt.datetime | str) -> list[int]:
     """Raise `turnout_outlier` for each newly flagged station (one still flagged keeps
     its open alert); returns the ids of the alerts raised."""
+    ids = []
+    for sid, r, turnout, mid, region_id, n in _newly_flagged(tx):
+        ids.append(
+            raise_alert(
+                tx,
+                kind="turnout_outlier",
+                severity="medium",
+                station_id=sid,
+                detail=f"station {r['number']}: turnout {percent_floor(turnout)}% "
+                f"against a median of {percent_floor(mid)}% over the {n} closed "
+                f"stations of region {region_id}",
+                evidence=[evidence_of(sid, r["ident_seq"], r["ident_hash"])],
+                at=at,
+                key="turnout outlier",
+            )
+        )
+    return ids
+
+
+def _newly_flagged(tx: Tx) -> list[tuple[str, Any, Fraction, Fraction, str, int]]:
     rows = tx.query(
         "SELECT s.station_id, s.number, s.region_id, s.registered, s.ident_seq, s.ident_hash,"
         " t.voted FROM stations s JOIN turnout t ON t.level = 'station' AND t.unit = s.station_id"
@@ -60,28 +87,13 @@ def check_turnout_outliers(tx: Tx, at: dt.datetime | str) -> list[int]:
         )
         info[r["station_id"]] = r
     already = {a.station_id for a in open_alerts(tx, kind="turnout_outlier", limit=100_000)}
-    ids = []
+    out = []
     for region_id, turnouts in sorted(by_region.items()):
         flagged = outliers(turnouts)
         if not flagged:
             continue
         mid = median(list(turnouts.values()))
         for sid in flagged:
-            if sid in already:
-                continue
-            r = info[sid]
-            ids.append(
-                raise_alert(
-                    tx,
-                    kind="turnout_outlier",
-                    severity="medium",
-                    station_id=sid,
-                    detail=f"station {r['number']}: turnout {percent_floor(turnouts[sid])}% "
-                    f"against a median of {percent_floor(mid)}% over the {len(turnouts)} closed "
-                    f"stations of region {region_id}",
-                    evidence=[evidence_of(sid, r["ident_seq"], r["ident_hash"])],
-                    at=at,
-                    key="turnout outlier",
-                )
-            )
-    return ids
+            if sid not in already:
+                out.append((sid, info[sid], turnouts[sid], mid, region_id, len(turnouts)))
+    return out

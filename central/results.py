@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from central.aggregate import NATION, TURNOUT_COLUMNS, Vec, add_vec, obj_vec, station_areas
 from central.alerts import raise_alert, timestamp
 from central.db import Database, Row, Tx
-from central.outliers import check_turnout_outliers
+from central.outliers import check_turnout_outliers, new_turnout_outliers
 from central.report_bodies import DELIVERED, STATE_RANK, hour_slots
 from election.canonical import canonical_json
 from election.definition import (
@@ -83,7 +83,9 @@ class Aggregates:
 
 
 def read_aggregates(db: Database) -> Aggregates:
-    with db.transaction() as tx:
+    # One consistent snapshot; never the write lock: at national size the read takes
+    # seconds, and ingest (and so every station's ack) would wait behind it.
+    with db.snapshot() as tx:
         return _read(tx)
 
 
@@ -447,8 +449,11 @@ def publish(db: Database, definition: ElectionDefinition, *, at: dt.datetime | s
 
     Also raises `turnout_outlier` for closed stations far from their region (outliers.py).
     """
-    with db.transaction() as tx:
-        check_turnout_outliers(tx, at)
+    with db.snapshot() as tx:
+        outliers_due = new_turnout_outliers(tx)
+    if outliers_due:  # the write lock only when there is an alert to raise
+        with db.transaction() as tx:
+            check_turnout_outliers(tx, at)
     agg = read_aggregates(db)
     doc, problems = build_document(definition, agg)
     latest = _latest_version(db)

@@ -153,7 +153,11 @@ class UplinkTiming:
     @classmethod
     def for_day(cls, speed: float, stations: int) -> UplinkTiming:
         return cls(
-            resend_after=max(8.0, 30.0 * 60 / speed),
+            # Production resends after 30 s; on a compressed clock sooner, but never so soon
+            # that a busy CEC (thousands of stations on two cores) is answered with a storm
+            # of duplicates: at 2,500 stations an 8 s timer made the broker queue grow
+            # without bound (acks arrive later than 8 s when every process is loaded).
+            resend_after=max(8.0, 30.0 * 60 / speed, stations / 50),
             backoff_initial=max(0.2, 1.0 / speed * 60),
             backoff_max=max(1.5, 120.0 / speed),
             poll=min(2.0, max(0.02, stations / 1000)),
