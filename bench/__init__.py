@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 for _var in (
     "OMP_NUM_THREADS",
@@ -27,7 +27,12 @@ for _var in (
 
 @dataclass(frozen=True)
 class Figure:
-    """One measured number; `ratio` is value / the value of the figure named `baseline`."""
+    """One measured number; `ratio` is value / the value of the figure named `baseline`.
+
+    `issue` names the issue's figure (one of ISSUE_FIGURES) this row answers, if any: those
+    rows are repeated in the summary printed after the full table, with `how` (how the
+    figure was measured, a sentence or two) as a footnote.
+    """
 
     name: str
     value: float
@@ -35,6 +40,29 @@ class Figure:
     ratio: float | None = None
     baseline: str = ""
     note: str = ""
+    issue: str = ""
+    how: str = ""
+
+    def answers(self, issue: str, how: str) -> Figure:
+        """This figure as the row that answers the issue's figure `issue`, measured as `how`."""
+        if issue not in {label for _, label in ISSUE_FIGURES}:
+            raise ValueError(f"not one of the issue's figures: {issue!r}")
+        return replace(self, issue=issue, how=how)
+
+
+# The figures `make bench` must show (issue 8), in the order the summary prints them, each
+# with the bench that measures it.
+ISSUE_FIGURES: tuple[tuple[str, str], ...] = (
+    ("identify", "identification decision time"),
+    ("marks", "mark reading per sheet"),
+    ("marks", "mark reading accuracy"),
+    ("uplink", "uplink delivery"),
+    ("ingest", "central ingest rate"),
+    ("ingest", "publish-to-visible latency"),
+    ("site", "site requests per second"),
+    ("verify", "verifier time"),
+    ("storm", "closing storm"),
+)
 
 
 def one_core() -> str:
@@ -132,4 +160,54 @@ def format_table(rows: list[tuple[str, Figure]]) -> str:
                 for i, (c, w) in enumerate(zip(r, widths, strict=True))
             ).rstrip()
         )
+    return "\n".join(lines)
+
+
+def format_summary(
+    rows: list[tuple[str, Figure]], ran: Iterable[str] = (), failed: Iterable[str] = ()
+) -> str:
+    """One row per figure of ISSUE_FIGURES: value, its baseline (name and value, from the same
+    run) and the ratio, and a footnote number for how it was measured; footnotes follow.
+    A figure no row answers says whether its bench was not run or gave no such row."""
+    ran, failed = set(ran), set(failed)
+    by_name = {(bench, f.name): f for bench, f in rows}
+    header = ("issue figure", "measured", "value", "baseline", "baseline value", "x baseline",
+              "how")  # fmt: skip
+    cells: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    for bench, label in ISSUE_FIGURES:
+        answers = [f for b, f in rows if b == bench and f.issue == label]
+        if not answers:
+            why = ("failed: see above" if bench in failed
+                   else "gave no such figure" if bench in ran else "not run")  # fmt: skip
+            cells.append((label, f"(bench_{bench} {why})", "", "", "", "", ""))
+            continue
+        for f in answers:
+            base = by_name.get((bench, f.baseline))
+            how = f"{bench}: {f.how}" if f.how else ""
+            if how and how not in notes:
+                notes.append(how)
+            cells.append(
+                (
+                    label,
+                    f.name.strip(),
+                    format_value(f.value, f.unit),
+                    f.baseline.strip(),
+                    format_value(base.value, base.unit) if base else "",
+                    "" if f.ratio is None else f"{f.ratio:,.2f}",
+                    f"[{notes.index(how) + 1}]" if how else "",
+                )
+            )
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells:
+        lines.append(
+            "  ".join(
+                (c.rjust(w) if i in (2, 4, 5) else c.ljust(w))
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ).rstrip()
+        )
+    lines.append("")
+    lines += [f"[{i}] {how}" for i, how in enumerate(notes, 1)]
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import time
 import traceback
 
 import bench
-from bench import Figure, format_table, one_core
+from bench import Figure, format_summary, format_table, one_core
 
 
 def modules() -> list[str]:
@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     where = one_core()
-    print(f"benchmarks on one core ({where}), Python {sys.version.split()[0]}", flush=True)
+    print(f"benchmarks on one core ({where}; ingest, site and storm use every core), "
+          f"Python {sys.version.split()[0]}", flush=True)  # fmt: skip
     rows: list[tuple[str, Figure]] = []
-    failed = []
+    failed: list[str] = []
+    began = time.perf_counter()
     for name in names:
         start = time.perf_counter()
         print(f"running bench_{name} ...", file=sys.stderr, flush=True)
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
         print(f"  bench_{name}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     print(format_table(rows))
+    print("\nThe issue's figures (issue 8), each with its baseline from the same run and how it "
+          "was measured:\n")  # fmt: skip
+    print(format_summary(rows, ran=names, failed=failed))
+    print(f"all benches: {time.perf_counter() - began:.0f} s", file=sys.stderr)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

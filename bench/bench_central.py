@@ -29,84 +29,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import Figure, format_table, one_core
+from bench.common import StationSigner, tally
 from central import aggregate, evidence, results
 from central.db import Database, open_database
-from crypto.envelope import GENESIS_PREV, Envelope, format_time, sign_envelope
-from election.definition import Contest, ElectionDefinition
+from crypto.envelope import Envelope
+from election.definition import ElectionDefinition
 from election.tally import ContestTally
 from provisioning.sample import build_definition
 
 STATIONS = 2500
 TURNOUTS = 4
 BATCH = 300
-TZ = ZoneInfo("Asia/Bishkek")
-DAY = dt.date(2026, 11, 29)
-
-
-def _tally(contest: Contest, rng: random.Random, ballots: int) -> ContestTally:
-    invalid = rng.randint(0, ballots // 20)
-    weights = [rng.random() for _ in contest.options]
-    total = sum(weights)
-    votes = {
-        o.id: int((ballots - invalid) * w / total)
-        for o, w in zip(contest.options, weights, strict=True)
-    }
-    votes[contest.options[0].id] += ballots - invalid - sum(votes.values())
-    prefs = {
-        c.id: votes[o.id] // (2 * len(o.candidates)) for o in contest.options for c in o.candidates
-    }
-    return ContestTally(
-        contest_id=contest.id,
-        ballots=ballots,
-        invalid=invalid,
-        invalid_by_reason={"blank": invalid} if invalid else {},
-        votes=votes,
-        preferences=prefs,
-    )
-
-
-class _Station:
-    """One station's device: signs its day's messages, chained."""
-
-    def __init__(self, definition: ElectionDefinition, number: int, key: Ed25519PrivateKey):
-        self.definition = definition
-        self.station = definition.station_by_number(number)
-        self.key = key
-        self.seq, self.prev = 0, GENESIS_PREV
-
-    def sign(self, kind: str, body: dict[str, Any], hh: int) -> Envelope:
-        env = sign_envelope(
-            self.key, kind=kind, election=self.definition.election_hash, station=self.station.id,
-            device=f"dev-{self.station.number}", seq=self.seq, prev=self.prev,
-            time=format_time(dt.datetime.combine(DAY, dt.time(hh, 1), tzinfo=TZ)), body=body,
-        )  # fmt: skip
-        self.seq, self.prev = self.seq + 1, env.hash
-        return env
-
-    def asu(self, phase: str, tallies: list[ContestTally], hh: int, **extra: Any) -> Envelope:
-        body = {"phase": phase, "mode": "live", "sheets": max(t.ballots for t in tallies),
-                "deferred_sheets": 0, "returned": {}, "tallies": [t.to_obj() for t in tallies],
-                "deferred_tallies": [], **extra}  # fmt: skip
-        return self.sign("asu_report", body, hh)
-
-    def ident(self, phase: str, n: int, hh: int) -> Envelope:
-        body = {"phase": phase, "mode": "live", "registered": self.station.registered_voters,
-                "as_of": dt.datetime.combine(DAY, dt.time(hh, 1), tzinfo=TZ).isoformat(),
-                "voted": n, "identified_by_face": n, "admitted_by_document": 0,
-                "mobile_box": 0, "by_hour": {"08": n} if n else {}}  # fmt: skip
-        return self.sign("identification_report", body, hh)
-
-    def turnout(self, voted: int, hh: int) -> Envelope:
-        at = dt.datetime.combine(DAY, dt.time(hh, 1), tzinfo=TZ).isoformat()
-        body = {"mode": "live", "as_of": at, "registered": self.station.registered_voters,
-                "voted": voted}  # fmt: skip
-        return self.sign("turnout", body, hh)
 
 
 def _messages(definition: ElectionDefinition, seed: int) -> tuple[list[Envelope], list[Envelope]]:
@@ -117,13 +54,13 @@ def _messages(definition: ElectionDefinition, seed: int) -> tuple[list[Envelope]
     per_station: list[list[Envelope]] = []
     close: list[Envelope] = []
     for s in definition.stations:
-        st = _Station(definition, s.number, key)
+        st = StationSigner(definition, s.id, f"dev-{s.number}", key)
         contests = definition.contests_for_station(s.id)
         voted = rng.randint(s.registered_voters // 3, s.registered_voters * 3 // 4)
         day = [st.asu("zero", [ContestTally.zero(c) for c in contests], 7), st.ident("first", 0, 7)]
         day += [st.turnout(voted * (i + 1) // (TURNOUTS + 1), 9 + 3 * i) for i in range(TURNOUTS)]
         per_station.append(day)
-        tallies = [_tally(c, rng, voted - rng.randint(0, 5)) for c in contests]
+        tallies = [tally(c, rng, voted - rng.randint(0, 5)) for c in contests]
         close.append(st.asu("final", tallies, 20, voters_identified=voted, problems=[]))
         close.append(st.ident("final", voted, 20))
     # as they arrive: every station's first message, then every station's second, ...

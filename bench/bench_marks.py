@@ -816,6 +816,12 @@ def figures(tally: Tally, rows: list[SweepRow]) -> list[Figure]:
                 f"{len(times):,} sheets read OK-expected; aim p95 < 20 ms" if q == 50 else "",
             )
         )
+    out[-1] = out[-1].answers(
+        "mark reading per sheet",
+        f"station.marks.read_sheet alone on one core, {len(times):,} synthetic A4 200 dpi scans "
+        "(firmware_sim.ballot_marks.make_deck: both elections, default/mild/harsh scanners); "
+        f"baseline: cv2.imdecode of the same scan as PNG, every {TIMING_EVERY}th sheet",
+    )
     mx = max(times)
     out.append(
         Figure("read_sheet max", mx, "s", mx / base[95].value, base[95].name, tally.slowest[1])
@@ -845,7 +851,21 @@ def figures(tally: Tally, rows: list[SweepRow]) -> list[Figure]:
     normal = sum(c for (w, _), c in tally.sheet_matrix.items() if w == "ok")
     other = tally.sheets - normal
     c = tally.categories
+    read = sum(tally.contests_by_truth.values())
+    wrong = c[DEFINITE_MISREAD] + c[MARGINAL_COUNTED] + c[WRONG_VOTE]
     out += [
+        Figure(
+            "contests counted wrongly",
+            wrong,
+            "contests",
+            note=f"of {read:,} read ({100 * wrong / max(1, read):.2f}%); "
+            f"{c['sheet wrongly refused']} sheets wrongly refused",
+        ).answers(
+            "mark reading accuracy",
+            f"each contest of {tally.sheets:,} synthetic sheets read against the generator's "
+            f"truth: {DEFINITE_MISREAD} + {MARGINAL_COUNTED} + {WRONG_VOTE} (the errors that "
+            "change a count; needless returns are counted apart)",
+        ),
         Figure("sheets read", tally.sheets, "", note=f"{normal:,} normal, {other:,} foreign/test"),
         Figure(
             DEFINITE_MISREAD, c[DEFINITE_MISREAD], "contests", note=f"of {valid:,} valid (aim 0)"

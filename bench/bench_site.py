@@ -317,6 +317,14 @@ def _figures(runs: list[Run], reporter: Reporter, rss: float) -> list[Figure]:
         out.append(
             Figure(f"{r.label} req/s", r.rps, "req/s", r.rps / static.rps, base_rps.name, _note(r))
         )
+        if (r.path, r.gzip, r.quiet) == (HOME, True, False):
+            out[-1] = out[-1].answers(
+                "site requests per second",
+                f"wrk -t{THREADS} -c{CLIENTS} -d{SECONDS}s on loopback against the public site "
+                f"(make_site, one aiohttp process) of a {STATIONS:,}-station election on SQLite, "
+                f"home page {HOME} with gzip, while a new results version is published about "
+                f"every {PUBLISH_EVERY:g} s; baseline: {STATIC} from the same process, same run",
+            )
         out.append(Figure(f"{r.label} p99", r.p99, "s", r.p99 / static.p99, base_p99.name))
     pub = sorted(reporter.publish_seconds)
     out.append(
