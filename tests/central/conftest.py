@@ -12,6 +12,8 @@ import psycopg
 import pytest
 
 from central.db import Database, open_database
+from central.mosquitto import Broker, start_for_kit
+from tests.support.provisioned import Provisioned
 
 PG_ADMIN = os.environ.get("SHAILOO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -48,3 +50,13 @@ def db(db_url: str) -> Iterator[Database]:
         yield d
     finally:
         d.close()
+
+
+@pytest.fixture
+def broker(provisioned: Provisioned, tmp_path: Path) -> Iterator[Broker]:
+    """Mosquitto with the kit's production configuration (TLS, ACL), on a free port."""
+    b = start_for_kit(provisioned.central_dir, tmp_path / "broker")
+    try:
+        yield b
+    finally:
+        b.stop()

@@ -12,7 +12,7 @@ import pytest
 from central.db import open_database
 from central.ingest import IngestWorker
 from central.kit import CentralKit
-from central.mosquitto import Broker, start_for_kit
+from central.mosquitto import Broker
 from station.appliance import Appliance
 from station.uplink import Uplink
 from tests.support.clock import election_day
@@ -22,15 +22,6 @@ from tests.support.station import CHAIR_CODE, StationKit
 from tests.support.wait import wait_until
 
 AT = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def broker(provisioned: Provisioned, tmp_path: Path) -> Iterator[Broker]:
-    b = start_for_kit(provisioned.central_dir, tmp_path / "broker")
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from central.db import open_database
-from central.mosquitto import Broker, start_for_kit
+from central.mosquitto import Broker
 from station.appliance import Appliance, Health
 from station.uplink import Uplink
 from tests.support.clock import election_day
@@ -22,15 +19,6 @@ from tests.support.station import StationKit
 from tests.support.wait import wait_until
 
 PER_STATION = 300
-
-
-@pytest.fixture
-def broker(provisioned: Provisioned, tmp_path: Path) -> Iterator[Broker]:
-    b = start_for_kit(provisioned.central_dir, tmp_path / "broker")
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def central_run(p: Provisioned, db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:

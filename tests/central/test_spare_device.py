@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from central.db import open_database
 from central.devices import authorise_device
 from central.ingest import IngestWorker
 from central.kit import CentralKit
-from central.mosquitto import Broker, start_for_kit
+from central.mosquitto import Broker
 from central.record import export_record
 from station.appliance import Appliance
 from station.uplink import Uplink
@@ -27,15 +26,6 @@ from tests.support.station import StationKit
 from tests.support.wait import wait_until
 
 AT = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def broker(provisioned: Provisioned, tmp_path: Path) -> Iterator[Broker]:
-    b = start_for_kit(provisioned.central_dir, tmp_path / "broker")
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture(scope="module")
