@@ -41,10 +41,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 import firmware_sim
 
@@ -67,6 +67,9 @@ def _hhmm(value: str) -> str:
     return value
 
 
+HHMM = Annotated[str, AfterValidator(_hhmm)]  # a local time of the election day
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,42 +80,27 @@ class ModemFaults(_Model):
     share: float = Field(0.0, ge=0, le=1)  # of the stations (at least one if > 0)
     spells: tuple[int, int] = (1, 2)  # day-time outages per affected station (min, max)
     spell_minutes: tuple[int, int] = (10, 90)
-    window: tuple[str, str] = ("08:00", "19:30")  # when day spells start
+    window: tuple[HHMM, HHMM] = ("08:00", "19:30")  # when day spells start
     late_share: float = Field(0.0, ge=0, le=1)  # of the affected: also out over the close
-    late_from: tuple[str, str] = ("19:00", "20:00")
-    late_until: tuple[str, str] = ("22:15", "23:30")  # at least one late station, if any
+    late_from: tuple[HHMM, HHMM] = ("19:00", "20:00")
+    late_until: tuple[HHMM, HHMM] = ("22:15", "23:30")  # at least one late station, if any
     mid_packet: float = Field(0.0, ge=0, le=1)  # restores whose first connection dies mid-packet
     latency: tuple[float, float] = (0.0, 0.0)  # real seconds per forwarded chunk (a slow link)
-
-    @field_validator("window", "late_from", "late_until")
-    @classmethod
-    def _times(cls, v: tuple[str, str]) -> tuple[str, str]:
-        return (_hhmm(v[0]), _hhmm(v[1]))
 
 
 class BrokerFault(_Model):
     """Mosquitto restarted (SIGTERM: saves its state) or killed (-9) during the closing storm."""
 
-    at: str
+    at: HHMM
     signal: Literal["term", "kill"] = "term"
     down_seconds: float = Field(1.0, ge=0)  # real seconds before it starts again
-
-    @field_validator("at")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        return _hhmm(v)
 
 
 class CentralFault(_Model):
     """The CEC server (main process and ingest workers) killed with -9, then started again."""
 
-    at: str
+    at: HHMM
     down_seconds: float = Field(3.0, ge=0)  # real seconds before it starts again
-
-    @field_validator("at")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        return _hhmm(v)
 
 
 class AttackerFault(_Model):
@@ -120,15 +108,10 @@ class AttackerFault(_Model):
 
     victim: int = -1  # index into the stations by number whose modem is stolen (-1: last)
     accomplice: int = 0  # index of the station whose appliance's signing key was extracted
-    stolen_at: str = "19:40"  # the victim's link goes down (the modem is gone)
-    start: str = "20:05"
-    modem_back: str = "21:00"  # the commission's spare modem, once the attacker is gone
+    stolen_at: HHMM = "19:40"  # the victim's link goes down (the modem is gone)
+    start: HHMM = "20:05"
+    modem_back: HHMM = "21:00"  # the commission's spare modem, once the attacker is gone
     flood: int = Field(300, ge=0)  # payloads in the flood
-
-    @field_validator("stolen_at", "start", "modem_back")
-    @classmethod
-    def _times(cls, v: str) -> str:
-        return _hhmm(v)
 
 
 class PowerFault(_Model):
@@ -140,13 +123,8 @@ class PowerFault(_Model):
     share: float = Field(0.3, ge=0, le=1)  # of the stations (at least one if > 0)
     off_minutes: tuple[int, int] = (10, 60)
     mid_sheet_share: float = Field(0.0, ge=0, le=1)  # of the stations (at least one if > 0)
-    mid_sheet_window: tuple[str, str] = ("09:00", "17:00")  # the cut: first sheet from then
+    mid_sheet_window: tuple[HHMM, HHMM] = ("09:00", "17:00")  # the cut: first sheet from then
     mid_sheet_off_minutes: tuple[int, int] = (3, 20)
-
-    @field_validator("mid_sheet_window")
-    @classmethod
-    def _times(cls, v: tuple[str, str]) -> tuple[str, str]:
-        return (_hhmm(v[0]), _hhmm(v[1]))
 
 
 class BoxFault(_Model):
@@ -155,14 +133,9 @@ class BoxFault(_Model):
     close) the commission scans those sheets as the deferred batch (chair's code)."""
 
     share: float = Field(0.3, ge=0, le=1)  # of the stations (at least one if > 0)
-    window: tuple[str, str] = ("09:00", "17:00")  # when the box fails
+    window: tuple[HHMM, HHMM] = ("09:00", "17:00")  # when the box fails
     down_minutes: tuple[int, int] = (40, 180)  # until the spare ASU (if before the close)
     at_close_share: float = Field(0.5, ge=0, le=1)  # of the affected: no spare until the close
-
-    @field_validator("window")
-    @classmethod
-    def _times(cls, v: tuple[str, str]) -> tuple[str, str]:
-        return (_hhmm(v[0]), _hhmm(v[1]))
 
 
 class SpareFault(_Model):
@@ -175,15 +148,10 @@ class SpareFault(_Model):
     as `unknown_device` (no acknowledgement) and resent until the authorisation comes."""
 
     share: float = Field(0.3, ge=0, le=1)  # of the stations (at least one if > 0)
-    window: tuple[str, str] = ("09:00", "16:00")  # when the appliance fails
+    window: tuple[HHMM, HHMM] = ("09:00", "16:00")  # when the appliance fails
     spare_minutes: tuple[int, int] = (20, 60)  # from the failure until the spare runs
     early: float = Field(0.5, ge=0, le=1)  # of the affected (at least one if > 0)
     authorise_minutes: tuple[int, int] = (10, 40)  # early: after the spare runs; else before
-
-    @field_validator("window")
-    @classmethod
-    def _times(cls, v: tuple[str, str]) -> tuple[str, str]:
-        return (_hhmm(v[0]), _hhmm(v[1]))
 
     @field_validator("spare_minutes", "authorise_minutes")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,26 @@ def test_profiles_are_valid_and_plans_reproducible() -> None:
         load_profile("no-such-profile")
     assert election_date(dt.date(2026, 11, 23)) == dt.date(2026, 11, 29)
     assert election_date(dt.date(2026, 11, 29)) == dt.date(2026, 12, 6)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"name": "x", "broker": {"at": "25:00"}}', "'25:00' is not a local time HH:MM"),
+        ('{"name": "x", "modems": {"window": ["08:00", "9h"]}}', "'9h' is not a local time"),
+        ('{"name": "x", "attacker": {"start": "soon"}}', "'soon' is not a local time"),
+        ('{"name": "x", "spare": {"spare_minutes": [0, 5]}}', "min >= 1"),
+        ('{"name": "x", "brokr": {}}', "brokr"),
+        ('{"name": "x",', "not JSON"),
+    ],
+)
+def test_a_bad_profile_file_is_refused_saying_what_is_wrong(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(FaultError, match=re.escape(says)):
+        load_profile(path)
 
 
 def test_box_failure_plan_is_seeded_and_within_the_day() -> None:
