@@ -6,10 +6,14 @@ import argparse
 import datetime as dt
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from election import bundle as B
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,17 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "passphrase comes from --passphrase-file or $SHAILOO_DEVICE_PASSPHRASE, the chair's "
         "code (first start only) from --chair-code-file or $SHAILOO_CHAIR_CODE.",
     )
-    r.add_argument("--bundle", type=Path, required=True, help="this station's bundle")
-    r.add_argument("--data", type=Path, required=True, help="the station's data directory")
-    r.add_argument("--root", type=Path, required=True, help="the CEC root certificate you trust")
-    r.add_argument("--index", type=Path, default=None, help="national-index directory")
+    _device_arguments(r, "this station's bundle", "the station's data directory")
     r.add_argument("--reader", type=Path, default=None, help="combo reader serial device")
     r.add_argument(
         "--camera", default=None, help="camera: device index, video file or image pattern"
     )
     r.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (0: any free)")
-    r.add_argument("--passphrase-file", type=Path, default=None)
-    r.add_argument("--chair-code-file", type=Path, default=None)
     r.add_argument("--test-mode", action="store_true", help="logic-and-accuracy test mode")
     r.add_argument(
         "--turnout-minutes", type=int, default=60, help="sign a turnout snapshot this often"
@@ -74,17 +73,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "passphrase comes from --passphrase-file or $SHAILOO_DEVICE_PASSPHRASE, the chair's "
         "code from --chair-code-file or $SHAILOO_CHAIR_CODE.",
     )
-    t.add_argument("--bundle", type=Path, required=True, help="the spare's bundle")
-    t.add_argument("--data", type=Path, required=True, help="the moved data directory")
-    t.add_argument("--root", type=Path, required=True, help="the CEC root certificate you trust")
-    t.add_argument("--index", type=Path, default=None, help="national-index directory")
-    t.add_argument("--passphrase-file", type=Path, default=None, help="the spare's passphrase")
-    t.add_argument("--chair-code-file", type=Path, default=None)
+    _device_arguments(t, "the spare's bundle", "the moved data directory")
     t.set_defaults(func=cmd_take_over)
 
     from biometrics import cli as biometrics_cli
 
     biometrics_cli.register_station_commands(ssub)
+
+
+def _device_arguments(p: argparse.ArgumentParser, bundle: str, data: str) -> None:
+    """What `run` and `take-over` both need: a device's bundle, its storage and its secrets."""
+    p.add_argument("--bundle", type=Path, required=True, help=bundle)
+    p.add_argument("--data", type=Path, required=True, help=data)
+    p.add_argument("--root", type=Path, required=True, help="the CEC root certificate you trust")
+    p.add_argument("--index", type=Path, default=None, help="national-index directory")
+    p.add_argument("--passphrase-file", type=Path, default=None, help="the device's passphrase")
+    p.add_argument("--chair-code-file", type=Path, default=None, help="the chair's code")
 
 
 def find_bundles(paths: list[Path]) -> list[Path]:
@@ -162,10 +166,10 @@ def _host_port(value: str | None) -> tuple[str | None, int | None]:
     return host, int(port)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """`shailoo station run`: exit 2 with one line for anything that stops the start."""
+def _one_line_refusals(body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Exit 2 with one line (a SystemExit's message) for anything that stops the command."""
     try:
-        return _run(args)
+        return body(args)
     except SystemExit as e:
         if isinstance(e.code, str):
             print(e.code, file=sys.stderr)
@@ -173,20 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
 
 
-def _run(args: argparse.Namespace) -> int:
-    import asyncio
-
+def _root_and_passphrase(args: argparse.Namespace) -> tuple[x509.Certificate, str]:
+    """The CEC root this device trusts and its passphrase, or SystemExit saying what is missing."""
     from crypto import certs
-    from station.appliance import Appliance, ApplianceError, Settings
-    from station.bundle import BundleError
-    from station.camera import Camera, CameraError
-    from station.facecheck import FaceCheck
-    from station.power import read_health
-    from station.runtime import StationRuntime
-    from station.state import Mode, State, TransitionError
-    from station.store import StoreError
-    from station.ui.app import serve
-    from station.uplink import Uplink, UplinkError
 
     try:
         root = certs.cert_from_pem(args.root.read_bytes())
@@ -198,6 +191,29 @@ def _run(args: argparse.Namespace) -> int:
             "error: the device passphrase is needed: --passphrase-file F or "
             "$SHAILOO_DEVICE_PASSPHRASE"
         )
+    return root, passphrase
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`shailoo station run`: exit 2 with one line for anything that stops the start."""
+    return _one_line_refusals(_run, args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from station.appliance import Appliance, ApplianceError, Settings
+    from station.bundle import BundleError
+    from station.camera import Camera, CameraError
+    from station.facecheck import FaceCheck
+    from station.power import read_health
+    from station.runtime import StationRuntime
+    from station.state import Mode, State, TransitionError
+    from station.store import StoreError
+    from station.ui.app import serve
+    from station.uplink import Uplink, UplinkError
+
+    root, passphrase = _root_and_passphrase(args)
     chair_code = _secret(args.chair_code_file, "SHAILOO_CHAIR_CODE", "chair code") or None
     if chair_code is not None and (len(chair_code) < 4 or not chair_code.isdigit()):
         raise SystemExit("error: the chair's code must be at least 4 digits")
@@ -268,30 +284,20 @@ def _run(args: argparse.Namespace) -> int:
 
 def cmd_take_over(args: argparse.Namespace) -> int:
     """`shailoo station take-over`: exit 2 with one line if the takeover is refused."""
-    from crypto import certs
+    return _one_line_refusals(_take_over, args)
+
+
+def _take_over(args: argparse.Namespace) -> int:
     from station.appliance import Appliance, ApplianceError
     from station.bundle import BundleError
     from station.store import StoreError
 
-    try:
-        root = certs.cert_from_pem(args.root.read_bytes())
-    except (OSError, ValueError) as e:
-        print(f"error: cannot read the CEC root certificate {args.root}: {e}", file=sys.stderr)
-        return 2
-    try:
-        passphrase = _secret(args.passphrase_file, "SHAILOO_DEVICE_PASSPHRASE", "passphrase")
-        chair_code = _secret(args.chair_code_file, "SHAILOO_CHAIR_CODE", "chair code")
-    except SystemExit as e:
-        print(e.code, file=sys.stderr)
-        return 2
-    if not passphrase:
-        print("error: the spare's device passphrase is needed: --passphrase-file F or "
-              "$SHAILOO_DEVICE_PASSPHRASE", file=sys.stderr)  # fmt: skip
-        return 2
+    root, passphrase = _root_and_passphrase(args)
+    chair_code = _secret(args.chair_code_file, "SHAILOO_CHAIR_CODE", "chair code")
     if not chair_code:
-        print("error: the chair's code is needed: --chair-code-file F or $SHAILOO_CHAIR_CODE",
-              file=sys.stderr)  # fmt: skip
-        return 2
+        raise SystemExit(
+            "error: the chair's code is needed: --chair-code-file F or $SHAILOO_CHAIR_CODE"
+        )
 
     def no_voters(frame: Any, template: Any) -> NoReturn:
         raise RuntimeError("no voter is identified during a takeover")
@@ -308,8 +314,7 @@ def cmd_take_over(args: argparse.Namespace) -> int:
             index_dir=args.index,
         )
     except (BundleError, ApplianceError, StoreError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise SystemExit(f"error: {e}") from e
     try:
         first = app.signer.messages()[-1]
         replaced = app.replaced_devices()[-1]

@@ -228,8 +228,14 @@ def test_no_storage_no_takeover(kit: StationKit, spares: Spares, tmp_path: Path)
 
 
 def test_take_over_from_the_console(
-    kit: StationKit, spares: Spares, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kit: StationKit,
+    spares: Spares,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("SHAILOO_CHAIR_CODE", raising=False)
+    monkeypatch.delenv("SHAILOO_DEVICE_PASSPHRASE", raising=False)
     data, clock, before = failed_midday(kit, tmp_path)
     (tmp_path / "pass").write_text(spares.first.passphrase + "\n")
     (tmp_path / "wrong-code").write_text("1357\n")
@@ -240,6 +246,15 @@ def test_take_over_from_the_console(
     state = dump(data)
     assert main([*args, "--chair-code-file", str(tmp_path / "wrong-code")]) == 2
     assert "chair's code is wrong" in capsys.readouterr().err
+    assert main(args) == 2  # no chair's code given at all
+    assert capsys.readouterr().err.strip() == (
+        "error: the chair's code is needed: --chair-code-file F or $SHAILOO_CHAIR_CODE"
+    )
+    no_pass = args[: args.index("--passphrase-file")]
+    assert main([*no_pass, "--chair-code-file", str(tmp_path / "code")]) == 2
+    assert "the device passphrase is needed" in capsys.readouterr().err
+    assert main([*args, "--root", str(tmp_path / "nowhere.pem")]) == 2
+    assert "cannot read the CEC root certificate" in capsys.readouterr().err
     assert dump(data) == state
     assert main([*args, "--chair-code-file", str(tmp_path / "code")]) == 0
     out = capsys.readouterr().out
