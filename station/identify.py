@@ -14,7 +14,9 @@ appliance died is shown to the commission after restart (`pending`).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -485,22 +487,34 @@ def _view(row: Any) -> VoterView:
     )
 
 
+# The stored hash of a chair's code -> a keyed digest of the code that last matched it.  The
+# chair confirms every mobile-box voter and every deferred batch with the code; a scrypt each
+# time is ~60 ms of CPU (more on an appliance), seconds of it when the mobile box returns.  A
+# code that matched once is recognised again by this digest; any other attempt pays the whole
+# scrypt, so guessing is as slow as before.  The key lives only in this process's memory.
+_MATCHED: dict[str, bytes] = {}
+_MATCH_KEY = secrets.token_bytes(32)
+
+
 def chair_code_matches(stored: str, attempt: str) -> bool:
     """Constant-time check of the chair's code against its stored scrypt hash."""
-    import hashlib
-
+    quick = hmac.new(_MATCH_KEY, attempt.encode(), "sha256").digest()
+    known = _MATCHED.get(stored)
+    if known is not None and hmac.compare_digest(known, quick):
+        return True
     try:
         salt_hex, digest_hex = stored.split("$", 1)
+        salt = bytes.fromhex(salt_hex)
     except ValueError:
         return False
-    digest = hashlib.scrypt(attempt.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
-    return hmac.compare_digest(digest.hex(), digest_hex)
+    digest = hashlib.scrypt(attempt.encode(), salt=salt, n=2**14, r=8, p=1)
+    if not hmac.compare_digest(digest.hex(), digest_hex):
+        return False
+    _MATCHED[stored] = quick
+    return True
 
 
 def hash_chair_code(code: str) -> str:
-    import hashlib
-    import secrets
-
     if len(code) < 4 or not code.isdigit():
         raise ValueError("the chair's code must be at least 4 digits")
     salt = secrets.token_bytes(16)

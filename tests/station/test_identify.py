@@ -5,13 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from devices.combo_reader import Card
 from station.appliance import Appliance
-from station.identify import AdmissionReason, DeskError, DeskState, Lookup
+from station.identify import (
+    AdmissionReason,
+    DeskError,
+    DeskState,
+    Lookup,
+    chair_code_matches,
+    hash_chair_code,
+)
 from station.reports import identification_counts
 from tests.support.clock import FakeClock, election_day
 from tests.support.provisioned import Provisioned
@@ -234,3 +242,33 @@ def test_a_voter_not_on_the_mobile_list_cannot_be_marked_as_mobile(
     stay = next(v for v in kit.voters if not v.record["home_vote"])
     with pytest.raises(DeskError):
         app.desk.mark_mobile(stay.pin, CHAIR_CODE, "chair")
+
+
+def test_a_chair_code_that_matched_is_recognised_without_scrypt_and_a_wrong_one_never(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+
+    from station import identify
+
+    stored, other = hash_chair_code("2468"), hash_chair_code("1357")
+    calls: list[bytes] = []
+    real = hashlib.scrypt
+
+    def counted(password: bytes, **kw: Any) -> bytes:
+        calls.append(password)
+        return real(password, **kw)
+
+    monkeypatch.setattr(identify.hashlib, "scrypt", counted)
+    assert chair_code_matches(stored, "2468")
+    assert len(calls) == 1
+    for _ in range(5):  # the chair confirming mobile-box voters one after another
+        assert chair_code_matches(stored, "2468")
+    assert len(calls) == 1
+    for wrong in ("2469", "1357", "2468 ", ""):
+        assert not chair_code_matches(stored, wrong)
+    assert len(calls) == 5  # every wrong attempt paid the whole scrypt
+    assert not chair_code_matches(other, "2468")  # a code matched for one hash, not another
+    assert chair_code_matches(other, "1357")
+    assert not chair_code_matches("not-a-hash", "2468")
+    assert not chair_code_matches("zz$00", "2468")
