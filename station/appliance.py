@@ -404,8 +404,8 @@ class Appliance:
         return int(last.body["to_seq"]) if last else 0
 
     def _due(self, kind: str, minutes: int) -> bool:
-        last = self.signer.last(kind)
-        return last is None or self.clock() - last.when >= dt.timedelta(minutes=minutes)
+        last = self.signer.last_time(kind)
+        return last is None or self.clock() - last >= dt.timedelta(minutes=minutes)
 
     def _transition(self, t: Transition, actor: str) -> State:
         try:

@@ -68,6 +68,16 @@ class Signer:
         )
         return None if row is None else Envelope.from_bytes(row["body"])
 
+    def last_time(self, kind: str) -> dt.datetime | None:
+        """When the newest message of `kind` was signed: asked on every timer tick (is a
+        heartbeat due?), so read in SQL rather than by parsing the whole envelope."""
+        row = self._store.one(
+            "SELECT json_extract(CAST(body AS TEXT), '$.time') AS t FROM messages "
+            "WHERE kind = ? ORDER BY seq DESC LIMIT 1",
+            (kind,),
+        )
+        return None if row is None else dt.datetime.fromisoformat(row["t"])
+
     def messages(self, kind: str | None = None) -> list[Envelope]:
         sql = "SELECT body FROM messages"
         params: tuple[Any, ...] = ()
