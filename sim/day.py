@@ -494,6 +494,14 @@ class _Worker:
             if number in s.box_failure:  # the sheets cast while the box was down: spare box
                 outage = s.box_failure[number]
                 truth = with_box_failure(truth, outage.fails, outage.back)
+            common = (bundle, s.data_root / str(number), secret[number], root,
+                      s.prov / "national-index", truth)  # fmt: skip
+            options: dict[str, Any] = {
+                "clock": self.now,
+                "settings": Settings(heartbeat_every_minutes=HEARTBEAT_MINUTES),
+                "cache": cache,
+                "index": index,
+            }
             fs: Any
             if number in s.full:
                 from provisioning.cli import default_faces_dir
@@ -501,32 +509,10 @@ class _Worker:
 
                 assert s.sample_dir is not None
                 fs = FullStation(
-                    bundle,
-                    s.data_root / str(number),
-                    secret[number],
-                    root,
-                    s.prov / "national-index",
-                    truth,
-                    clock=self.now,
-                    sample_dir=s.sample_dir,
-                    faces_dir=default_faces_dir(),
-                    settings=Settings(heartbeat_every_minutes=HEARTBEAT_MINUTES),
-                    cache=cache,
-                    index=index,
+                    *common, sample_dir=s.sample_dir, faces_dir=default_faces_dir(), **options
                 )
             else:
-                fs = FastStation(
-                    bundle,
-                    s.data_root / str(number),
-                    secret[number],
-                    root,
-                    s.prov / "national-index",
-                    truth,
-                    clock=self.now,
-                    settings=Settings(heartbeat_every_minutes=HEARTBEAT_MINUTES),
-                    cache=cache,
-                    index=index,
-                )
+                fs = FastStation(*common, **options)
             if isinstance(fs, FastStation) and s.images is not None:
                 app = fs.setup(s.setup_at, image=s.images / str(number))
             else:
@@ -1184,7 +1170,7 @@ def _run(
         pending_events = list(plan.events)
         positions: dict[int, dt.datetime] = {}  # each worker's place in the day
         last_watch = 0.0
-        last_hour = -1
+        last_hour = sim0  # the last hour of the stations' day reported
         all_closed_wall: float | None = None
         central_all_wall: float | None = None
         acked = 0
@@ -1216,21 +1202,22 @@ def _run(
                     positions[ev[1]] = ev[2]
                 elif kind == "progress":
                     lags[ev[1]] = ev[3]
-                    if ev[2].hour != last_hour:
-                        last_hour = ev[2].hour
-                        stored = db.one("SELECT COUNT(*) AS n FROM messages")
-                        say(
-                            f"   {ev[2]:%H:%M}  real +{time.time() - clock.wall0:6.1f} s  "
-                            f"messages stored at the CEC: {stored['n'] if stored else 0}  "
-                            f"(station workers behind the clock by at most "
-                            f"{max(lags.values()):.1f} s)"
-                        )
                 elif kind == "error":
                     raise DayError(f"station worker {ev[1]} failed:\n{ev[2]}")
             _check_alive(procs)
             # faults happen in the stations' day: at the slowest worker's place in it (the
             # same as the clock when the machine keeps up; hours behind it when it cannot)
             now = min(positions.values()) if len(positions) == nprocs else sim0
+            hour = now.replace(minute=0, second=0, microsecond=0)
+            if hour > last_hour and now <= closing:
+                last_hour = hour
+                stored = db.one("SELECT COUNT(*) AS n FROM messages")
+                say(
+                    f"   {hour:%H:%M}  real +{time.time() - clock.wall0:6.1f} s  "
+                    f"messages stored at the CEC: {stored['n'] if stored else 0}  "
+                    f"(station workers behind the clock by at most "
+                    f"{max(lags.values(), default=0.0):.1f} s)"
+                )
             while pending_events and pending_events[0].at <= now:
                 e = pending_events.pop(0)
                 if (
@@ -1249,7 +1236,7 @@ def _run(
                     continue
                 th = _fault(
                     e.what,
-                    now,
+                    e.at,  # fired when the slowest station worker got there
                     plan,
                     broker,
                     central,
