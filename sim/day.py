@@ -1697,8 +1697,16 @@ def _analyse(
             problems.append(f"station {s.number}: final reports stored {got or 'never'}")
         if s.id in received and len(received[s.id]) == 2:
             wall = max(dt.datetime.fromisoformat(x).timestamp() for x in received[s.id])
-            outcome[s.number].delivered_wall = wall
-            outcome[s.number].delivered_at = clock.sim(wall)
+            o = outcome[s.number]
+            o.delivered_wall = wall
+            o.delivered_at = clock.sim(wall)
+            if result.max_lag > 5 and o.closed_at is not None and o.closed_wall is not None:
+                # on the station's own clock: it closed long after the driver's 20:00 (the
+                # machine could not keep up); the network and the CEC took the real seconds
+                # since, which the evening clock turns into simulated minutes
+                o.delivered_at = o.closed_at + dt.timedelta(
+                    seconds=max(0.0, wall - o.closed_wall) * clock.evening_speed
+                )
     result.finals_once = once
     # the spare ordinary box's sheets (a box failure) reported apart: exactly the truth's
     check_deferred(final_asu, truths, problems)
@@ -1735,9 +1743,7 @@ def _analyse(
     for m in marks:
         t = closing + dt.timedelta(minutes=m)
         k = sum(1 for d in delivered if d <= t)
-        result.share_table.append(
-            (f"{t:%H:%M}", 100.0 * k / n, k, clock.wall(t) - clock.wall(closing))
-        )
+        result.share_table.append((f"{t:%H:%M}", 100.0 * k / n, k, m * 60 / clock.evening_speed))
 
     # 3. alerts
     rows = db.query(
@@ -2009,12 +2015,29 @@ def _print(
         f"the day runs x{clock.evening_speed:g}: one real second is "
         f"{clock.evening_speed / 60:.1f} simulated minutes)"
     )
+    if r.max_lag > 5:
+        say(
+            "   (the stations ran behind the clock, so each is timed on its own: its close plus "
+            "the real seconds from its close until both reports were stored)"
+        )
     if r.seconds_to_delivered is not None:
         say(f"   100% delivered {r.seconds_to_delivered:.1f} s (real) after 20:00 (simulated)")
     if r.seconds_to_published is not None:
         say(
             f"   published with every station delivered (version {r.published_version}) "
             f"{r.seconds_to_published:.1f} s after 20:00"
+        )
+    closes = [s.closed_wall for s in r.stations if s.closed_wall is not None]
+    if r.max_lag > 5 and closes and r.seconds_to_delivered is not None:
+        after = max(closes) - clock.wall(closing)
+        say(
+            f"   the stations ran late: the last one closed {after:.1f} s (real) after 20:00; "
+            f"from that moment 100% delivered in {r.seconds_to_delivered - after:.1f} s"
+            + (
+                f", published in {r.seconds_to_published - after:.1f} s"
+                if r.seconds_to_published is not None
+                else ""
+            )
         )
     if r.close_to_stored:
         c = r.close_to_stored
