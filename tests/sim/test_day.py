@@ -20,6 +20,7 @@ from sim.day import (
     DayConfig,
     DayResult,
     SimClock,
+    UplinkTiming,
     check_deferred,
     check_power_cuts,
     check_spares,
@@ -54,11 +55,11 @@ def election(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def day(election: Path, out: Path, faults: str, **kw: Any) -> DayResult:
     """The profile's day with fast stations only (the CLI test covers a full station)."""
     kw.setdefault("full", 0)
+    kw.setdefault("speed", SPEED)
     cfg = DayConfig(
         stations=STATIONS,
         voters_per_station=VOTERS,
         seed=SEED,
-        speed=SPEED,
         faults=faults,
         out=out,
         election=election,
@@ -187,6 +188,14 @@ def test_clock_runs_at_two_speeds() -> None:
     assert c.sim(c.wall(later)) == later
 
 
+def test_uplink_timers_leave_a_national_day_room_to_connect_and_ack() -> None:
+    small, national = UplinkTiming.for_day(720.0, 6), UplinkTiming.for_day(720.0, 2500)
+    assert small.resend_after == 8.0 and small.backoff_max == 1.5  # a compressed clock
+    # 2,500 stations: resends and reconnects spread so the CEC and the TLS handshakes keep up
+    assert national.resend_after >= 50.0 and national.backoff_max >= 25.0
+    assert national.backoff_initial == small.backoff_initial
+
+
 def test_clean_day_through_the_cli(election: Path, tmp_path: Path) -> None:
     code = main(
         [
@@ -262,6 +271,22 @@ def test_central_killed_in_the_closing_storm(election: Path, tmp_path: Path) -> 
     assert r.run_dir is not None
     lines = (r.run_dir / "central.log").read_text().splitlines()
     assert sum(line.startswith("central: ") for line in lines) == 2  # killed, started again
+
+
+def test_faults_fire_when_the_stations_get_there_not_by_the_drivers_clock(
+    election: Path, tmp_path: Path
+) -> None:
+    """The day far faster than the stations can play it: the driver's 20:03 comes while
+    they are still voting, but the kill meant for the closing storm waits for them."""
+    r = day(election, tmp_path, "central_kill", speed=200_000.0, evening_speed=6000.0)
+    assert_day_correct(r, "central_kill")
+    # by the clock 20:03 came 0.03 s after 20:00; the stations ran later than that
+    assert r.max_lag > 0.2, "the stations kept up: this run shows nothing"
+    (fired,) = [f for f in r.faults_fired if f[0] == "central"]
+    at = dt.datetime.fromisoformat(fired[1])
+    closed_before = [s for s in r.stations if s.closed_at is not None and s.closed_at <= at]
+    assert closed_before, "stations close at 20:00, before the kill at 20:03"
+    assert all(s.closed_wall is not None and s.closed_wall <= fired[2] for s in closed_before)
 
 
 def test_power_cut_plan_is_seeded_with_both_mid_sheet_cases() -> None:
