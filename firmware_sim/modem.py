@@ -22,13 +22,19 @@ from typing import Literal
 
 Direction = Literal["up", "down"]
 _CHUNK = 65536
-_TICK = 0.05
+# How often an idle thread looks whether it should stop.  Closing a link shuts its sockets
+# down, which wakes a thread blocked on them at once, so this is only a backstop: at 0.05 s
+# the 811 modems of a 2,500-station day were ~50,000 wake-ups a second fighting for the GIL.
+_TICK = 1.0
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST (SO_LINGER 0): the peer sees the link die, not a polite FIN."""
+    """Close with RST (SO_LINGER 0): the peer sees the link die, not a polite FIN.  The
+    read side is shut down first so that a thread blocked reading it wakes up now."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()
 
@@ -151,6 +157,8 @@ class Modem:
         """Close everything and join every thread."""
         self._stopping.set()
         self.cut()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the acceptor at once
         if self._acceptor.is_alive():
             self._acceptor.join()
         with contextlib.suppress(OSError):
