@@ -20,8 +20,9 @@ from typing import Any
 from central.db import Database, Tx
 
 # Who raises what: the ingest (signature and certificate checks) raises the refusal
-# kinds; evidence.py the chain and report kinds; aggregate.py, results.py and
-# outliers.py the count kinds.  See docs/central.md.
+# kinds; evidence.py the chain and report kinds; watch.py (the server's periodic
+# watch) `gap` and `not_delivered`; aggregate.py, results.py and outliers.py the count
+# kinds.  See docs/central.md.
 KINDS = frozenset(
     {
         # refusals before storage (ingest)
@@ -30,7 +31,7 @@ KINDS = frozenset(
         "oversized",
         "wrong_election",
         "unknown_device",
-        # the chain of a station's messages (evidence.py)
+        # the chain of a station's messages (evidence.py; gap: watch.py)
         "equivocation",
         "gap",
         "broken_chain",
@@ -40,7 +41,7 @@ KINDS = frozenset(
         "bad_report",
         "report_problems",
         "turnout_over_roll",
-        "not_delivered",
+        "not_delivered",  # watch.py
         # counts (reconcile.py, results.py, outliers.py)
         "asu_manual_difference",
         "invariant_violation",

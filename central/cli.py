@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "run",
         help="receive, verify, store and acknowledge station messages; publish results",
         description="Ingest workers on an MQTT v5 shared subscription (run several side by "
-        "side, here or on other machines), the results publisher and the server room.",
+        "side, here or on other machines), the results publisher, the watch (gap and "
+        "not_delivered alerts) and the server room.",
     )
     common(r)
     r.add_argument("--broker", default=None, metavar="HOST:PORT", help="default: the kit's")
@@ -47,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--site", type=int, default=None, metavar="PORT",
                    help="also serve the public results site on PORT")  # fmt: skip
     r.add_argument("--site-host", default="127.0.0.1", help="address of the public site")
+    r.add_argument("--gap-grace", type=float, default=60.0, metavar="SECONDS",
+                   help="a hole in a station's messages is a `gap` alert once it is this old "
+                   "(default: 60)")  # fmt: skip
     r.set_defaults(func=cmd_run)
 
     a = csub.add_parser(
@@ -119,7 +123,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     host, port = _host_port(args.broker) if args.broker else (kit.broker.host, kit.broker.port)
     if args.workers < 1:
         return _fail("--workers must be at least 1")
-    settings = ServerSettings(args.kit, passphrase, args.db, host, port, workers=args.workers)
+    if not args.gap_grace >= 0:
+        return _fail("--gap-grace must be a number of seconds, 0 or more")
+    settings = ServerSettings(args.kit, passphrase, args.db, host, port, workers=args.workers,
+                              gap_grace=args.gap_grace)  # fmt: skip
     try:
         server = CentralServer(settings)
         server.start()

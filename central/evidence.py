@@ -12,8 +12,11 @@ The ingest verifies certificate and signature, then hands batches of messages to
 
 Messages may arrive out of order (two workers on a shared subscription, resends
 after a reconnect).  A message with a hole below it is stored and applied (its
-signature is valid) and a `gap` alert stays open while the station's stored
-sequence has holes.  What "applied" means per report kind, and why an older report
+signature is valid) and `stations.complete_to` stays below the hole.  No alert is
+raised here: with two workers a station's later message is routinely stored a
+moment before its earlier one.  The server room's watch (central/watch.py) raises
+`gap` for a hole that lasts (60 s); this module resolves it as soon as the holes it
+names are filled.  What "applied" means per report kind, and why an older report
 never overwrites a newer one, is in central/aggregate.py and docs/central.md.
 """
 
@@ -24,7 +27,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from central.aggregate import (
     ASU,
@@ -35,7 +37,6 @@ from central.aggregate import (
 )
 from central.alerts import (
     evidence_of,
-    open_alerts,
     raise_alert,
     resolve_alerts,
     timestamp,
@@ -142,7 +143,7 @@ def accept_batch(
     order = sorted(range(len(items)), key=lambda i: (items[i][0].station, items[i][0].seq, i))
     with db.transaction() as tx:
         station_ids = sorted({items[i][0].station for i in order})
-        rows = _lock_stations(db, tx, station_ids)
+        rows = lock_stations(db, tx, station_ids)
         batch = _Batch(tx, definition)
         by_station: dict[str, list[int]] = {}
         for i in order:
@@ -178,46 +179,14 @@ def accept_batch(
     return out
 
 
-def check_not_delivered(
-    db: Database,
-    definition: ElectionDefinition,
-    now: dt.datetime,
-    grace: dt.timedelta = dt.timedelta(hours=2),
-) -> list[int]:
-    """Raise `not_delivered` for every station whose final reports are not all in
-    `grace` after polls close (resolved when they arrive).  Returns the alert ids."""
-    tz = ZoneInfo(definition.timezone)
-    close = dt.datetime.combine(
-        definition.date, dt.time.fromisoformat(definition.polls_close), tzinfo=tz
-    )
-    if now < close + grace:
-        return []
-    ids = []
-    with db.transaction() as tx:
-        for r in tx.query(
-            "SELECT station_id, number, state FROM stations WHERE state <> ? ORDER BY station_id",
-            (DELIVERED,),
-        ):
-            ids.append(
-                raise_alert(
-                    tx,
-                    kind="not_delivered",
-                    severity="medium",
-                    station_id=r["station_id"],
-                    detail=f"station {r['number']} has not delivered both final reports "
-                    f"{_hours(grace)} after polls closed",
-                    evidence=[{"station": r["station_id"], "state": r["state"]}],
-                    at=now,
-                )
-            )
-    return ids
-
-
 # --- inside one batch ----------------------------------------------------------------------
 
 
-def _lock_stations(db: Database, tx: Tx, station_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The stations' rows, locked in id order (SQLite: the write transaction already is)."""
+def lock_stations(db: Database, tx: Tx, station_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stations' rows, locked in id order (SQLite: the write transaction already is).
+
+    Whatever else writes a station's alerts against its state (central/watch.py) locks
+    the same way, so it and an ingest batch never both decide on a stale row."""
     lock = " ORDER BY station_id FOR UPDATE" if db.kind == "postgresql" else ""
     rows: dict[str, dict[str, Any]] = {}
     for start in range(0, len(station_ids), _CHUNK):
@@ -430,48 +399,29 @@ class _Batch:
         )
 
     def _gaps(self, st: _StationState, accepted: list[tuple[Envelope, str, str]]) -> None:
-        """Advance complete_to; keep one open `gap` alert describing the current holes
-        (resolved once there are none, replaced when they change)."""
+        """Advance complete_to; resolve the station's `gap` alert when its lowest hole is
+        filled (the alert named it; the watch raises one again for a hole that remains
+        and lasts: central/watch.py)."""
         sid = st.row["station_id"]
         new = sorted(env.seq for env, _, _ in accepted)
-        start = st.row["complete_to"]
+        start = before = st.row["complete_to"]
         had_hole = start < (-1 if st.before_last is None else st.before_last)
         if not had_hole and new == list(range(start + 1, start + 1 + len(new))):
             st.row["complete_to"] = new[-1]  # the usual case: in order, no hole before or now
             return
-        above = [
+        present = {
             int(r["seq"])
             for r in self.tx.query(
                 "SELECT seq FROM messages WHERE station_id = ? AND seq > ? ORDER BY seq",
                 (sid, start),
             )
-        ]
-        present = set(above)
+        }
         while start + 1 in present:
             start += 1
         st.row["complete_to"] = start
-        rec = max(r for _, _, r in accepted)
-        if start == st.row["last_seq"]:
+        if start > before:  # the lowest hole is filled: the open alert no longer holds
+            rec = max(r for _, _, r in accepted)
             resolve_alerts(self.tx, kind="gap", station_id=sid, at=rec)
-            return
-        holes = _holes(start, [s for s in above if s > start])
-        detail = (
-            f"station {st.row['number']}: messages {holes} have not arrived "
-            "(later ones have): stored and counted, the hole is watched"
-        )
-        if any(a.detail == detail for a in open_alerts(self.tx, kind="gap", station_id=sid)):
-            return
-        resolve_alerts(self.tx, kind="gap", station_id=sid, at=rec, keep_detail=detail)
-        top = max(accepted, key=lambda a: a[0].seq)
-        raise_alert(
-            self.tx,
-            kind="gap",
-            severity="medium",
-            station_id=sid,
-            detail=detail,
-            evidence=[evidence_of(sid, top[0].seq, top[1])],
-            at=rec,
-        )
 
     # --- applying a stored message ----------------------------------------------------------
 
@@ -688,22 +638,3 @@ class _StationState:
             + " WHERE station_id = ?",
             [(*(st.row[c] for c in cls.WRITABLE), st.row["station_id"]) for st in states],
         )
-
-
-def _holes(start: int, present_above: list[int]) -> str:
-    """ "3-4, 7" for the seqs missing between start and the highest present one."""
-    ranges: list[str] = []
-    prev = start
-    for s in present_above:
-        if s > prev + 1:
-            a, b = prev + 1, s - 1
-            ranges.append(str(a) if a == b else f"{a}-{b}")
-        prev = s
-    if len(ranges) > 10:
-        ranges = ranges[:10] + [f"and {len(ranges) - 10} more ranges"]
-    return ", ".join(ranges)
-
-
-def _hours(d: dt.timedelta) -> str:
-    minutes = int(d.total_seconds()) // 60
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes % 60 else f"{minutes // 60} h"

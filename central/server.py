@@ -1,10 +1,13 @@
-"""The central server as one command: ingest workers, the results publisher, the web pages.
+"""The central server as one command: ingest workers, the results publisher, the watch,
+the web pages.
 
 Each ingest worker is its own process (both cores verify signatures), with its
 own database and MQTT connections, on one shared subscription. The main
 process publishes results when something changed (at most every
-`publish_every` seconds) and serves the server room (and, later, the public
-site) with aiohttp. Everything durable is in the database; any process can
+`publish_every` seconds), runs the server room's watch (central/watch.py: a hole
+in a station's messages that outlived `gap_grace`, stations not delivered 2 h after
+closing) every `watch_every` seconds, and serves the server room (and, later, the
+public site) with aiohttp. Everything durable is in the database; any process can
 be killed and started again.
 """
 
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from central import results
+from central import results, watch
 from central.db import open_database
 from central.ingest import IngestWorker
 from central.kit import load_kit
@@ -40,6 +43,8 @@ class ServerSettings:
     port: int
     workers: int = 2
     publish_every: float = 0.5
+    gap_grace: float = watch.GAP_GRACE.total_seconds()  # a hole is an alert once this old
+    watch_every: float = 5.0
 
 
 def _worker_main(s: ServerSettings, index: int, ready: mp.synchronize.Event) -> None:  # type: ignore[name-defined]
@@ -64,7 +69,7 @@ def _exit(*_: object) -> None:
 
 
 class CentralServer:
-    """Start the workers and the publisher; `stop()` ends them all."""
+    """Start the workers, the publisher and the watch; `stop()` ends them all."""
 
     def __init__(self, settings: ServerSettings, *, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -73,6 +78,7 @@ class CentralServer:
         self._procs: list[mp.process.BaseProcess] = []
         self._stopping = threading.Event()
         self._publisher: threading.Thread | None = None
+        self._watch: threading.Thread | None = None
         self.db = open_database(settings.db_url)
         from central import evidence
 
@@ -95,6 +101,8 @@ class CentralServer:
                 raise RuntimeError(f"{p.name} did not start (see its log)")
         self._publisher = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
         self._publisher.start()
+        self._watch = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
+        self._watch.start()
 
     def publish_now(self) -> None:
         pub = results.publish(self.db, self.kit.definition, at=self.clock())
@@ -130,10 +138,21 @@ class CentralServer:
                 wait = self.settings.publish_every
                 log.exception("publisher: could not publish; the previous results stay")
 
+    def _watch_loop(self) -> None:
+        """The server room's watch every `watch_every` seconds, on the server's clock
+        (real UTC time).  A failed round is logged; the next one runs as usual."""
+        grace = dt.timedelta(seconds=self.settings.gap_grace)
+        while not self._stopping.wait(self.settings.watch_every):
+            try:
+                watch.watch_once(self.db, self.kit.definition, self.clock(), gap_grace=grace)
+            except Exception:
+                log.exception("watch: a check failed; it runs again in a few seconds")
+
     def stop(self) -> None:
         self._stopping.set()
-        if self._publisher is not None:
-            self._publisher.join(10)
+        for thread in (self._publisher, self._watch):
+            if thread is not None:
+                thread.join(10)
         for p in self._procs:
             p.terminate()
         for p in self._procs:

@@ -1057,7 +1057,7 @@ def _run(
     events: Any = None
     try:
         db = open_database(db_url)
-        from central import evidence
+        from central import evidence, watch
 
         evidence.load_stations(db, definition)
         row = db.one("SELECT COUNT(*) AS n FROM messages")
@@ -1261,7 +1261,7 @@ def _run(
                     threads.append(th)
             if now >= closing + dt.timedelta(hours=2) and time.time() - last_watch >= 1.0:
                 last_watch = time.time()
-                evidence.check_not_delivered(db, definition, now)  # the server room's watch
+                watch.check_not_delivered(db, definition, now)  # the server room's watch
             closed = sum(s.closed_at is not None for s in result.stations)
             if closed == len(numbers) and all_closed_wall is None:
                 all_closed_wall = time.time()
@@ -2069,8 +2069,8 @@ def _print(
         spans = [_seconds(a["raised_at"], a["resolved_at"]) for a in transient]
         say(
             f"   {'gap':15} {'medium':8} {len({a['station_id'] for a in transient})} stations "
-            f"x{len(transient)}: a later message stored before an earlier one (two ingest "
-            f"workers share the subscription); each resolved within {max(spans):.2f} s real"
+            f"x{len(transient)}: a hole in a station's messages that lasted over a minute "
+            f"(the watch's grace); each resolved within {max(spans):.2f} s real"
         )
     for a in r.alerts:
         if a in transient:

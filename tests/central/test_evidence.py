@@ -12,7 +12,8 @@ import pytest
 from central import aggregate, evidence
 from central.alerts import alerts, open_alerts
 from central.db import Database, open_database
-from central.evidence import accept_batch, check_not_delivered, load_stations
+from central.evidence import accept_batch, load_stations
+from central.watch import check_gaps, check_not_delivered
 from tests.central.fake_stations import RECEIVED, FakeStation, item, items, tiny_definition
 
 D = tiny_definition()
@@ -197,10 +198,14 @@ def test_a_message_above_a_hole_is_stored_and_counted_and_the_gap_alert_resolves
     m = [f.zero_report(), f.ident_report("first"), f.at(10).turnout(30), f.at(11).turnout(55)]
     accept_batch(loaded, D, items(m[0], m[3]))
     assert _turnout(loaded) == 55
+    assert _station(loaded)["complete_to"] == 0
+    assert open_alerts(loaded, kind="gap") == []  # not at ingest: the watch raises it
+    later = RECEIVED + dt.timedelta(minutes=2)  # the hole outlived the watch's grace
+    check_gaps(loaded, later)
     (gap,) = open_alerts(loaded, kind="gap")
     assert "messages 1-2 have not arrived" in gap.detail
-    assert _station(loaded)["complete_to"] == 0
-    accept_batch(loaded, D, items(m[2]))  # the hole shrinks: a new alert says so
+    accept_batch(loaded, D, items(m[2]))  # the hole shrinks: the watch's next round says so
+    check_gaps(loaded, later)
     (gap,) = open_alerts(loaded, kind="gap")
     assert "messages 1 have not arrived" in gap.detail
     accept_batch(loaded, D, items(m[1]))
@@ -423,12 +428,6 @@ def test_station_state_goes_from_not_opened_to_delivered(loaded: Database) -> No
     assert len(open_alerts(loaded, kind="not_delivered")) == 5
 
 
-def test_not_delivered_waits_for_the_grace_period_after_closing(loaded: Database) -> None:
-    at_21 = dt.datetime(2026, 11, 29, 21, 0, tzinfo=evidence.ZoneInfo("Asia/Bishkek"))
-    assert check_not_delivered(loaded, D, at_21) == []
-    assert check_not_delivered(loaded, D, at_21, grace=dt.timedelta(minutes=30)) != []
-
-
 def test_the_latest_heartbeat_gives_the_telemetry_even_in_test_mode(loaded: Database) -> None:
     f = FakeStation(D, "uik-101")
     h1 = f.at(10).heartbeat(battery=90)
@@ -501,7 +500,6 @@ def test_two_workers_accepting_the_same_stations_at_once_store_each_message_once
     incremental = aggregate.snapshot(loaded)
     aggregate.recompute(loaded, D)
     assert aggregate.snapshot(loaded) == incremental
-
 
 
 def test_a_heartbeat_with_absurd_telemetry_is_stored_and_shows_unknown() -> None:
