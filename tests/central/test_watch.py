@@ -127,10 +127,30 @@ def test_holes_of_several_stations_are_watched_each_on_its_own(loaded: Database)
     assert "station 201: messages 0-1 have not arrived" in gb.detail
 
 
+def test_a_round_raises_a_bounded_number_of_gaps_and_the_next_rounds_the_rest(
+    loaded: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write lock is the ingest's: a round never raises a flood in one go."""
+    monkeypatch.setattr(watch, "RAISES_PER_ROUND", 1)
+    a, b = FakeStation(D, "uik-101"), FakeStation(D, "uik-201")
+    a.zero_report()
+    b.zero_report()
+    accept_batch(loaded, D, items(a.turnout(5), b.turnout(9), received=T))
+    assert len(check_gaps(loaded, _at(60))) == 1
+    assert len(open_alerts(loaded, kind="gap")) == 1
+    assert len(check_gaps(loaded, _at(65))) == 2  # the one raised and the one raised now
+    assert {x.station_id for x in open_alerts(loaded, kind="gap")} == {"uik-101", "uik-201"}
+    assert len(check_gaps(loaded, _at(70))) == 2  # nothing new
+    assert len(alerts(loaded, kind="gap")) == 2
+
+
 # --- not_delivered --------------------------------------------------------------------------
 
 
-def test_not_delivered_waits_for_the_grace_period_after_closing(loaded: Database) -> None:
+def test_not_delivered_waits_for_the_grace_period_after_closing(
+    loaded: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch, "RAISES_PER_ROUND", 4)  # raised in chunks, all of them
     at_21 = dt.datetime(2026, 11, 29, 21, 0, tzinfo=ZoneInfo("Asia/Bishkek"))
     assert check_not_delivered(loaded, D, at_21) == []
     assert open_alerts(loaded) == []
