@@ -48,7 +48,7 @@ def test_test_deck_on_a_box_in_test_mode_gives_exactly_the_expected_tally(
         try:
             for path in sheets:
                 sim.feed(path.read_bytes(), path.name)
-            wait(lambda: len(sim.dropped) + len(sim.returned) == len(sheets))
+            wait(lambda: len(sim.dropped) + len(sim.returned) == len(sheets), timeout=120)
             # what the box gave back (blank, overvote, faint) the voter casts as it is
             for name in list(sim.returned):
                 scanner.cast_as_is()
