@@ -54,7 +54,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -609,6 +609,8 @@ class _Worker:
                 push(outage.fails, ("box_fails", number))
                 if outage.back is not None:  # else at the close, before the final reports
                     push(outage.back, ("box_back", number))
+        driver = clock  # the driver's clock; `clock` is this worker's (see below)
+        played = opening  # the simulated instant of the last step played
         last_check = 0.0
         last_position = 0.0
         hour_reported = opening.hour - 1
@@ -625,11 +627,21 @@ class _Worker:
             # a worker behind the clock plays what is due in slices, so that between them
             # it reads the driver's commands (a modem stolen) and says where it is
             slice_end = now + 0.2
-            while heap and clock.wall(heap[0][0]) <= now < slice_end:
+            while heap and now < slice_end:
+                due = max(heap[0][0], played)  # re-queued steps wait for the power, not time
+                late = now - clock.wall(due)
+                if late < 0:
+                    break
+                # the worker's clock never runs ahead of its stations: when the machine cannot
+                # keep up, it waits for them, so what follows keeps its spacing (a modem back
+                # two hours after the close comes two hours after this worker's close)
+                clock = replace(clock, wall0=clock.wall0 + late)
+                self.clock = clock
                 at, _, action = heapq.heappop(heap)
+                played = max(played, at)
                 self._act(at, action)
                 if action[0] != "power_back":  # may be due before a tick just played
-                    self.max_lag = max(self.max_lag, time.time() - clock.wall(at))
+                    self.max_lag = max(self.max_lag, time.time() - driver.wall(at))
                 if at.hour != hour_reported and action[0] in ("tick", "open"):
                     hour_reported = at.hour
                     self.events.put(("progress", self.spec.index, at, self.max_lag))
@@ -638,8 +650,8 @@ class _Worker:
                 # where this worker's stations are in the day: the driver times its faults
                 # on the slowest worker, not on the clock the stations may run behind
                 last_position = now
-                behind = bool(heap) and clock.wall(heap[0][0]) <= now
-                self.events.put(("at", self.spec.index, heap[0][0] if behind else clock.sim(now)))
+                at = clock.sim(now) if not heap else min(clock.sim(now), max(heap[0][0], played))
+                self.events.put(("at", self.spec.index, at, self.max_lag))
             if all(st.closed for st in self.stations) and now - last_check >= 0.25:
                 last_check = now
                 for st in self.stations:
@@ -1209,6 +1221,7 @@ def _run(
                     )
                 elif kind == "at":
                     positions[ev[1]] = ev[2]
+                    lags[ev[1]] = ev[3]
                 elif kind == "progress":
                     lags[ev[1]] = ev[3]
                 elif kind == "error":

@@ -289,6 +289,30 @@ def test_faults_fire_when_the_stations_get_there_not_by_the_drivers_clock(
     assert all(s.closed_wall is not None and s.closed_wall <= fired[2] for s in closed_before)
 
 
+def test_a_worker_behind_the_clock_keeps_the_evenings_spacing(
+    election: Path, tmp_path: Path
+) -> None:
+    """Stations that run late close late; a modem planned back two hours after the close
+    still comes back two (simulated) hours after that station's close, not at once."""
+    evening = 12_000.0  # so that the stations' lag is simulated hours of the evening
+    r = day(election, tmp_path, "modems", speed=200_000.0, evening_speed=evening)
+    assert_day_correct(r, "modems")
+    # on the driver's clock the modems would come back this much early: over 30 minutes
+    # of the 135-210 after the close, more than the 10% the check below allows
+    assert r.max_lag * evening > 1800, "the stations kept up: this run shows nothing"
+    late = 0
+    for s in r.stations:
+        spells = re.findall(r"down \d\d:\d\d-(\d\d):(\d\d)", s.link)
+        if not spells or int(spells[-1][0]) < 20:
+            continue
+        assert s.closed_at and s.closed_wall and s.delivered_wall
+        back = s.closed_at.replace(hour=int(spells[-1][0]), minute=int(spells[-1][1]))
+        planned = (back - s.closed_at).total_seconds() / evening  # real seconds after close
+        assert s.delivered_wall - s.closed_wall >= 0.9 * planned, (s.number, s.link)
+        late += 1
+    assert late, "the profile keeps some links down long after the close"
+
+
 def test_power_cut_plan_is_seeded_with_both_mid_sheet_cases() -> None:
     numbers = list(range(1001, 1031))
     date = dt.date(2026, 11, 29)
