@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 for _var in (
@@ -150,17 +150,7 @@ def format_table(rows: list[tuple[str, Figure]]) -> str:
         )
         for bench, f in rows
     ]
-    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in cells:
-        lines.append(
-            "  ".join(
-                (c.rjust(w) if i in (2, 3) else c.ljust(w))
-                for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            ).rstrip()
-        )
-    return "\n".join(lines)
+    return _columns(header, cells, right=(2, 3))
 
 
 def format_summary(
@@ -198,16 +188,22 @@ def format_summary(
                     f"[{notes.index(how) + 1}]" if how else "",
                 )
             )
+    footnotes = [f"[{i}] {how}" for i, how in enumerate(notes, 1)]
+    return "\n".join([_columns(header, cells, right=(2, 4, 5)), "", *footnotes])
+
+
+def _columns(
+    header: tuple[str, ...], cells: Sequence[tuple[str, ...]], right: tuple[int, ...]
+) -> str:
+    """A plain-text table: a header, a rule, the cells (the `right` columns right-aligned)."""
     widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for r in cells:
         lines.append(
             "  ".join(
-                (c.rjust(w) if i in (2, 4, 5) else c.ljust(w))
+                (c.rjust(w) if i in right else c.ljust(w))
                 for i, (c, w) in enumerate(zip(r, widths, strict=True))
             ).rstrip()
         )
-    lines.append("")
-    lines += [f"[{i}] {how}" for i, how in enumerate(notes, 1)]
     return "\n".join(lines)

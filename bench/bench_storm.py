@@ -49,8 +49,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -64,6 +62,7 @@ from bench import Figure, format_table
 from bench.bench_ingest import PREFIX, _broker, _carry, _client, _election, _publish_all
 from central.mosquitto import Broker
 from crypto.envelope import Envelope
+from sim.day import CentralProcess
 
 STATIONS = int(os.environ.get("SHAILOO_BENCH_STORM_STATIONS", "2500"))
 WORKERS = 2  # `shailoo central run`'s default
@@ -140,47 +139,19 @@ def _count(db: Any, sql: str) -> int:
 # --- processes -----------------------------------------------------------------------------------
 def _server(
     kit: Path, passphrase: str, db_url: str, broker: Broker, tmp: Path, workers: int
-) -> tuple[subprocess.Popen[bytes], Path]:
-    """`shailoo central run` as the CEC runs it, once its workers have subscribed."""
+) -> tuple[CentralProcess, Path]:
+    """`shailoo central run` as the CEC runs it (and the election day), once it is up."""
     (tmp / "central-passphrase.txt").write_text(passphrase)
     log = tmp / "central.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "shailoo",
-        "central",
-        "run",
-        "--kit",
-        str(kit),
-        "--passphrase-file",
-        str(tmp / "central-passphrase.txt"),
-        "--db",
-        db_url,
-        "--broker",
-        f"{broker.host}:{broker.port}",
-        "--workers",
-        str(workers),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 180
-    while "central:" not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            raise RuntimeError(f"central run did not start: {log.read_text()[-3000:]}")
-        time.sleep(0.1)
-    return proc, log
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    server = CentralProcess(
+        kit, tmp / "central-passphrase.txt", db_url, broker.host, broker.port, workers, log
+    )
+    try:
+        server.start(timeout=180)
+    except BaseException:
+        server.stop()
+        raise
+    return server, log
 
 
 def _cpu(pid: int) -> float:
@@ -261,7 +232,7 @@ def _run(tmp: Path, stations: int, workers: int) -> list[Figure]:
     day = [m for msgs in zip(*day_by_station, strict=True) for m in msgs]  # as they arrive
     per_station = Counter(m.station for m in close)
     broker = _broker(kit, tmp)
-    proc: subprocess.Popen[bytes] | None = None
+    server: CentralProcess | None = None
     try:
         print(
             f"storm: {stations:,} stations, {len(close):,} closing messages; baseline: the "
@@ -271,7 +242,9 @@ def _run(tmp: Path, stations: int, workers: int) -> list[Figure]:
         )
         base = _baseline_curve(_carry(kit, passphrase, tmp, broker, close), per_station)
         db_url = f"sqlite:///{tmp / 'central.sqlite'}"
-        proc, log = _server(kit, passphrase, db_url, broker, tmp, workers)
+        server, log = _server(kit, passphrase, db_url, broker, tmp, workers)
+        proc = server.proc
+        assert proc is not None
         db = open_database(db_url)
         pub = _client(kit, tmp, broker.port, loadgen=True)
         pub.connect(broker.host, broker.port)
@@ -301,15 +274,15 @@ def _run(tmp: Path, stations: int, workers: int) -> list[Figure]:
         finally:
             pub.loop_stop()
             pub.disconnect()
-        _stop(proc)
-        proc = None
+        server.stop()
+        server = None
         trouble = _trouble(db, log)
         trouble["publisher"] = sampler.shares()
         alone = _publish_alone(db, kit, passphrase)
         db.close()
     finally:
-        if proc is not None:
-            _stop(proc)
+        if server is not None:
+            server.stop()
         broker.stop()
     _print_curve(watch, base)
     return _figures(watch, base, alone, cpu, trouble, setup_s, stations, len(close), workers)
