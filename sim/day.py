@@ -2116,13 +2116,17 @@ def _print(
             f"x{len(transient)}: a hole in a station's messages that lasted over a minute "
             f"(the watch's grace); each resolved within {max(spans):.2f} s real"
         )
+    by_id = {s.station_id: s for s in r.stations}
     for a in r.alerts:
         if a in transient:
             continue
-        state = f"resolved {_sim(a['resolved_at'], clock)}" if a["resolved_at"] else "OPEN"
+        st = by_id.get(a["station_id"])
+        state = (
+            f"resolved {alert_time(a['resolved_at'], clock, st)}" if a["resolved_at"] else "OPEN"
+        )
         say(
             f"   {a['kind']:15} {a['severity']:8} {a['station_id'] or '-':10} x{a['repeats']:<5} "
-            f"raised {_sim(a['raised_at'], clock)}, {state}: {a['detail'][:110]}"
+            f"raised {alert_time(a['raised_at'], clock, st)}, {state}: {a['detail'][:110]}"
         )
     say("\n== Reconciliation against the ground truth")
     say(
@@ -2179,13 +2183,19 @@ def _print(
     say("   published results equal the truth: " + ("YES" if r.ok else "NO"))
 
 
-def _sim(stamp: str | None, clock: SimClock) -> str:
-    """An alert time as simulated local time (the CEC stamps real time; the watch sim time)."""
+def alert_time(stamp: str | None, clock: SimClock, station: StationOutcome | None = None) -> str:
+    """An alert time as simulated local time (the CEC stamps real time; the watch sim time).
+    After a station's close, on that station's own clock: it closed late if it ran late."""
     if not stamp:
         return "-"
     t = dt.datetime.fromisoformat(stamp)
     if abs((t - clock.sim0).total_seconds()) > 2 * 86400:  # a real-time stamp
-        t = clock.sim(t.timestamp())
+        w = t.timestamp()
+        s = station
+        if s is not None and s.closed_at and s.closed_wall is not None and w >= s.closed_wall:
+            t = s.closed_at + dt.timedelta(seconds=(w - s.closed_wall) * clock.evening_speed)
+        else:
+            t = clock.sim(w)
     return f"{t.astimezone(clock.sim0.tzinfo):%H:%M}"
 
 

@@ -20,7 +20,9 @@ from sim.day import (
     DayConfig,
     DayResult,
     SimClock,
+    StationOutcome,
     UplinkTiming,
+    alert_time,
     check_deferred,
     check_power_cuts,
     check_spares,
@@ -186,6 +188,26 @@ def test_clock_runs_at_two_speeds() -> None:
     later = evening + dt.timedelta(minutes=30)
     assert c.wall(later) == pytest.approx(c.wall(evening) + 30)
     assert c.sim(c.wall(later)) == later
+
+
+def test_alert_times_after_a_late_close_are_on_that_stations_clock() -> None:
+    """The CEC stamps real time; a station that closed late (the machine behind the clock)
+    sees its alert resolved an hour after its close, not at the driver's clock time."""
+    tz = dt.timezone(dt.timedelta(hours=6))
+    sim0 = dt.datetime(2026, 11, 29, 7, 55, tzinfo=tz)
+    c = SimClock(1000.0, sim0, 720.0, sim0.replace(hour=20, minute=0), 60.0)
+    s = StationOutcome(1001, "uik-1001", "fast")
+    s.closed_at, s.closed_wall = sim0.replace(hour=20, minute=5), c.wall0 + 400  # 340 s late
+
+    def real(w: float) -> str:
+        return dt.datetime.fromtimestamp(w, dt.UTC).isoformat()
+
+    assert alert_time(real(s.closed_wall + 3600 / 60), c, s) == "21:05"
+    driver = c.sim(s.closed_wall + 3600 / 60)
+    assert driver.hour == 2 and alert_time(real(s.closed_wall + 60), c) == f"{driver:%H:%M}"
+    assert alert_time(real(c.wall0 + 60), c, s) == "19:55"  # before its close: the clock
+    assert alert_time("2026-11-29T22:00:00+06:00", c, s) == "22:00"  # the watch's own time
+    assert alert_time(None, c) == "-"
 
 
 def test_uplink_timers_leave_a_national_day_room_to_connect_and_ack() -> None:
