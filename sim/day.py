@@ -2139,9 +2139,11 @@ def _print(
     spare = [s for s in rows if s.deferred_sheets or "ASU failed" in s.link]
     if spare:
         say(
-            "   deferred batches (the spare box's sheets, reported apart in the final ASU "
-            "report; checked against the truth): "
-            + "; ".join(f"station {s.number}: {s.deferred_sheets} sheet(s)" for s in spare)
+            f"   deferred batches at {len(spare)} station(s) (the spare box's sheets, reported "
+            "apart in the final ASU report; checked against the truth): "
+            + _first(
+                [f"station {s.number}: {s.deferred_sheets} sheet(s)" for s in spare], r.run_dir
+            )
         )
     cut = [s for s in rows if s.power_cuts or "power cut mid-sheet" in s.link]
     if cut:
@@ -2156,13 +2158,23 @@ def _print(
             )
             return f"{off:%H:%M:%S}-{upto} (the sheet {held})"
 
+        cuts = [c for s in cut for c in s.power_cuts]
+        fell = sum(bool(c["fell"]) for c in cuts)
         say(
-            "   power cuts in the middle of accepting a sheet (each final ASU report checked: "
-            "the truth's sheets, the held one neither lost nor doubled): "
-            + "; ".join(
-                f"station {s.number}: "
-                + (", ".join(what(c) for c in s.power_cuts) or "did not happen (no sheet after)")
-                for s in cut
+            f"   power cuts in the middle of accepting a sheet at {len(cut)} station(s): "
+            f"{fell} after the sheet had fallen, {len(cuts) - fell} with it in the scanner, "
+            f"{sum(not s.power_cuts for s in cut)} planned but no sheet came after (each final "
+            "ASU report checked: the truth's sheets, the held one neither lost nor doubled): "
+            + _first(
+                [
+                    f"station {s.number}: "
+                    + (
+                        ", ".join(what(c) for c in s.power_cuts)
+                        or "did not happen (no sheet after)"
+                    )
+                    for s in cut
+                ],
+                r.run_dir,
             )
         )
     v = r.verifier
@@ -2181,6 +2193,12 @@ def _print(
             say(f"   - {p}")
     r.ok = not r.problems
     say("   published results equal the truth: " + ("YES" if r.ok else "NO"))
+
+
+def _first(items: list[str], run_dir: Path | None, n: int = 10) -> str:
+    """The first `n` of a list for the printout; all of them are in the run's report.json."""
+    more = f"; ... {len(items) - n} more in {run_dir}/report.json" if len(items) > n else ""
+    return "; ".join(items[:n]) + more
 
 
 def alert_time(stamp: str | None, clock: SimClock, station: StationOutcome | None = None) -> str:
